@@ -1,0 +1,21 @@
+"""Who is calling: the principal the gateway authenticates and forwards, signed, to services."""
+
+from crmkit.auth.principal import (
+    PRINCIPAL_METADATA_KEY,
+    DataScope,
+    Principal,
+    PrincipalSigner,
+    PrincipalVerifier,
+    current_principal,
+    use_principal,
+)
+
+__all__ = [
+    "PRINCIPAL_METADATA_KEY",
+    "DataScope",
+    "Principal",
+    "PrincipalSigner",
+    "PrincipalVerifier",
+    "current_principal",
+    "use_principal",
+]

@@ -1,0 +1,128 @@
+"""The calling principal, and how it travels signed from the gateway to services.
+
+Services never trust an unsigned header: the gateway signs the principal with its private key
+(EdDSA, short-lived) and each service verifies it with the public key from configuration.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import jwt
+
+from crmkit.auth.keys import key_id, public_pem_of
+from crmkit.errors import Unauthenticated
+
+PRINCIPAL_METADATA_KEY = "x-crm-principal"
+_AUDIENCE = "crm-services"
+_LIFETIME_SECONDS = 120
+
+
+class DataScope(StrEnum):
+    """R-SEC-02: how far a principal's view of records reaches."""
+
+    OWN = "own"
+    TEAM = "team"
+    DEPARTMENT = "department"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    name: str = ""
+    kind: str = "user"  # user | client | service
+    roles: tuple[str, ...] = ()
+    team_ids: tuple[str, ...] = ()
+    department_path: str = "/"
+    data_scope: DataScope = DataScope.OWN
+    scopes: tuple[str, ...] = field(default=())
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    def to_claims(self) -> dict[str, object]:
+        return {
+            "sub": self.subject,
+            "name": self.name,
+            "kind": self.kind,
+            "roles": list(self.roles),
+            "teams": list(self.team_ids),
+            "dept": self.department_path,
+            "data_scope": self.data_scope.value,
+            "scope": " ".join(self.scopes),
+        }
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, object]) -> Principal:
+        try:
+            return cls(
+                subject=str(claims["sub"]),
+                name=str(claims.get("name", "")),
+                kind=str(claims.get("kind", "user")),
+                roles=tuple(str(r) for r in claims.get("roles", []) or []),  # type: ignore[union-attr]
+                team_ids=tuple(str(t) for t in claims.get("teams", []) or []),  # type: ignore[union-attr]
+                department_path=str(claims.get("dept", "/")),
+                data_scope=DataScope(str(claims.get("data_scope", DataScope.OWN.value))),
+                scopes=tuple(str(claims.get("scope", "")).split()),
+            )
+        except (KeyError, ValueError) as exc:
+            raise Unauthenticated(f"malformed principal claims: {exc}") from exc
+
+
+SYSTEM = Principal(subject="system", name="system", kind="service", data_scope=DataScope.ALL)
+
+
+class PrincipalSigner:
+    def __init__(self, private_pem: str) -> None:
+        self._key = private_pem
+        self._kid = key_id(public_pem_of(private_pem))
+
+    def sign(self, principal: Principal) -> str:
+        now = int(time.time())
+        claims = principal.to_claims() | {"aud": _AUDIENCE, "iat": now, "exp": now + _LIFETIME_SECONDS}
+        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self._kid})
+
+
+class PrincipalVerifier:
+    """Accepts principals signed by any of the configured keys, so the gateway's key can rotate."""
+
+    def __init__(self, *public_pems: str) -> None:
+        if not public_pems:
+            raise ValueError("at least one principal public key is required")
+        self._keys = {key_id(pem): pem for pem in public_pems}
+
+    def verify(self, token: str) -> Principal:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._keys.get(kid or "")
+            if key is None:
+                raise Unauthenticated("principal signed by an unknown key")
+            claims = jwt.decode(token, key, algorithms=["EdDSA"], audience=_AUDIENCE)
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid principal: {exc}") from exc
+        return Principal.from_claims(claims)
+
+
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("crm_principal", default=None)
+
+
+def current_principal() -> Principal:
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("no authenticated principal for this call")
+    return principal
+
+
+@contextmanager
+def use_principal(principal: Principal) -> Iterator[Principal]:
+    token = _current.set(principal)
+    try:
+        yield principal
+    finally:
+        _current.reset(token)

@@ -1,0 +1,77 @@
+"""User and partner access tokens (bearer JWTs) as the gateway verifies them.
+
+The identity service issues them in production; `issue_access_token` serves `make token` and tests
+until it exists. Verification accepts every key of a JWKS, which is how issuers rotate keys.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import jwt
+
+from crmkit.auth.keys import key_id, public_pem_of
+from crmkit.auth.principal import DataScope, Principal
+from crmkit.errors import Unauthenticated
+
+
+def issue_access_token(
+    private_pem: str,
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    name: str = "",
+    roles: tuple[str, ...] = (),
+    team_ids: tuple[str, ...] = (),
+    department_path: str = "/",
+    data_scope: DataScope = DataScope.OWN,
+    ttl_seconds: int = 900,
+    kind: str = "user",
+) -> str:
+    now = int(time.time())
+    principal = Principal(subject=subject, name=name, kind=kind, roles=roles, team_ids=team_ids,
+                          department_path=department_path, data_scope=data_scope)
+    claims = principal.to_claims() | {
+        "iss": issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + ttl_seconds,
+        "jti": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, private_pem, algorithm="EdDSA",
+                      headers={"kid": key_id(public_pem_of(private_pem))})
+
+
+class AccessTokenVerifier:
+    def __init__(self, jwks_json: str, *, issuer: str, audience: str, leeway_seconds: int = 30) -> None:
+        self._keys = {jwk.key_id: jwk for jwk in jwt.PyJWKSet.from_json(jwks_json).keys}
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+
+    def verify(self, token: str) -> Principal:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            jwk = self._keys.get(kid or "")
+            if jwk is None:
+                raise Unauthenticated("token signed by an unknown key")
+            claims = jwt.decode(
+                token, jwk.key, algorithms=["EdDSA"], audience=self._audience, issuer=self._issuer,
+                leeway=self._leeway, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from exc
+        return Principal.from_claims(claims)
+
+
+def load_jwks(value: str) -> str:
+    """Accepts a JWKS document; raises a clear error for anything else."""
+    try:
+        doc = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError("CRM_JWT_JWKS must be a JWKS JSON document") from exc
+    if not isinstance(doc, dict) or not doc.get("keys"):
+        raise ValueError("CRM_JWT_JWKS has no keys")
+    return value

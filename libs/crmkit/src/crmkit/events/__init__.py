@@ -1,0 +1,1 @@
+"""Integration events over NATS JetStream: the envelope, streams and the consumer."""

@@ -1,0 +1,71 @@
+"""The one server interceptor every service runs: it verifies the caller's signed principal,
+maps CrmError to a gRPC status, and records RED metrics and an access log line per call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from crmkit import metrics
+from crmkit.auth import PRINCIPAL_METADATA_KEY, PrincipalVerifier, use_principal
+from crmkit.errors import CrmError, Unauthenticated
+from crmkit.grpc.status import STATUS_DETAILS_KEY, to_status_details
+
+log = logging.getLogger("crmkit.grpc.access")
+
+# Probes and tooling call these without a principal.
+_PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, service: str, verifier: PrincipalVerifier) -> None:
+        self._service = service
+        self._verifier = verifier
+
+    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+                                details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or handler.unary_unary is None or method.startswith(_PUBLIC_PREFIXES):
+            return handler
+        inner = handler.unary_unary
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            principal_subject = ""
+            try:
+                principal = self._principal(context)
+                principal_subject = principal.subject
+                with use_principal(principal):
+                    return await inner(request, context)
+            except CrmError as error:
+                code, details = to_status_details(error)
+                await context.abort(code, error.message, trailing_metadata=((STATUS_DETAILS_KEY, details),))
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error", extra={"method": method})
+                await context.abort(code, "internal error")
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.GRPC_HANDLED.labels(self._service, method, code.name).inc()
+                metrics.GRPC_LATENCY.labels(self._service, method).observe(elapsed)
+                log.info("rpc", extra={"method": method, "code": code.name, "principal": principal_subject,
+                                       "duration_ms": round(elapsed * 1000, 2)})
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+    def _principal(self, context: grpc.aio.ServicerContext) -> Any:
+        for key, value in context.invocation_metadata() or ():
+            if key == PRINCIPAL_METADATA_KEY:
+                return self._verifier.verify(value)
+        raise Unauthenticated("the call carries no signed principal")

@@ -1,0 +1,40 @@
+"""grpc.aio server bootstrap: health, reflection, tracing and the CRM interceptor."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from crmkit.auth import PrincipalVerifier
+from crmkit.grpc.interceptors import ServerInterceptor
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+class GrpcServer:
+    def __init__(self, service: str, verifier: PrincipalVerifier) -> None:
+        self.server = grpc.aio.server(
+            interceptors=[aio_server_interceptor(), ServerInterceptor(service, verifier)],
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._service_names: list[str] = [health.SERVICE_NAME, reflection.SERVICE_NAME]
+
+    def add(self, register: object, servicer: object, service_name: str) -> None:
+        register(servicer, self.server)  # type: ignore[operator]
+        self._service_names.append(service_name)
+
+    async def start(self, address: str) -> int:
+        reflection.enable_server_reflection(self._service_names, self.server)
+        port = self.server.add_insecure_port(address)
+        await self.server.start()
+        for name in ["", *self._service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return port
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)

@@ -1,0 +1,51 @@
+"""Alembic, the same way in every service: `run_env` is the whole of a service's env.py, and
+`upgrade` is what its `migrate` command, the migration Job and the test fixtures call."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.ext.asyncio import async_engine_from_config
+
+from crmkit.outbox.schema import metadata as infrastructure_metadata
+
+
+def alembic_config(migrations_dir: Path, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(migrations_dir, database_url), revision)
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """Body of a service's migrations/env.py."""
+    config = context.config
+    metadatas = [target_metadata, infrastructure_metadata]
+
+    def do_run(connection: object) -> None:
+        context.configure(connection=connection, target_metadata=metadatas, compare_type=True)  # type: ignore[arg-type]
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = async_engine_from_config(config.get_section(config.config_ini_section, {}),
+                                          prefix="sqlalchemy.", poolclass=pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+        await engine.dispose()
+
+    if context.is_offline_mode():
+        context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=metadatas,
+                          literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    else:
+        asyncio.run(run_async())

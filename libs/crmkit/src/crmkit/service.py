@@ -1,0 +1,96 @@
+"""The host every service runs in: telemetry, metrics endpoint, database, NATS, the outbox
+relay, event consumers and the gRPC server, started in order and stopped gracefully on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from crmkit import telemetry
+from crmkit.auth import PrincipalVerifier
+from crmkit.db import create_engine, session_factory
+from crmkit.events.consumer import EventConsumer, Subscription
+from crmkit.events.streams import ensure_dead_letter_stream, ensure_service_stream
+from crmkit.grpc.server import GrpcServer
+from crmkit.metrics import start_metrics_server
+from crmkit.outbox.relay import OutboxRelay
+from crmkit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a service's wiring gets to build its servicers and handlers from."""
+
+    name: str
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    nc: NATS
+    js: JetStreamContext
+    grpc: GrpcServer
+    subscriptions: list[Subscription] = field(default_factory=list)
+
+
+def split_pems(value: str) -> list[str]:
+    """Several PEM keys may be configured at once while a key rotates."""
+    marker = "-----END PUBLIC KEY-----"
+    return [part.strip() + "\n" + marker + "\n" for part in value.split(marker) if part.strip()]
+
+
+async def serve(name: str, settings: ServiceSettings, wire: Callable[[Runtime], None]) -> None:
+    telemetry.setup(name, log_level=settings.log_level, otlp_endpoint=settings.otlp_endpoint)
+    start_metrics_server(settings.metrics_port)
+    database_url = settings.database_url.get_secret_value()
+    engine = create_engine(database_url, pool_size=settings.database_pool_size)
+    nc = await nats.connect(settings.nats_url, name=f"crm-{name}", max_reconnect_attempts=-1)
+    js = nc.jetstream()
+    await ensure_service_stream(js, name, settings.stream_replicas)
+    await ensure_dead_letter_stream(js, settings.stream_replicas)
+    verifier = PrincipalVerifier(*split_pems(settings.principal_public_key.get_secret_value()))
+    runtime = Runtime(name=name, settings=settings, engine=engine, sessions=session_factory(engine),
+                      nc=nc, js=js, grpc=GrpcServer(name, verifier))
+    wire(runtime)
+
+    relay = OutboxRelay(database_url, js, name, retention_days=settings.outbox_retention_days)
+    tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
+    for sub in runtime.subscriptions:
+        consumer = EventConsumer(sub, js, runtime.sessions, source=f"crm/{name}",
+                                 max_deliver=settings.consumer_max_deliver)
+        tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{sub.name}"))
+    port = await runtime.grpc.start(f"{settings.grpc_host}:{settings.grpc_port}")
+    log.info("serving", extra={"grpc_port": port, "metrics_port": settings.metrics_port})
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    crashed = asyncio.create_task(_first_crash(tasks))
+    await asyncio.wait([asyncio.create_task(stop.wait()), crashed], return_when=asyncio.FIRST_COMPLETED)
+
+    log.info("shutting down")
+    await runtime.grpc.stop(settings.shutdown_grace_seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await nc.drain()
+    await engine.dispose()
+    if crashed.done() and crashed.exception():
+        raise crashed.exception()  # type: ignore[misc]
+
+
+async def _first_crash(tasks: list[asyncio.Task[None]]) -> None:
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    for task in done:
+        if not task.cancelled() and task.exception():
+            log.error("background task crashed", exc_info=task.exception(), extra={"task": task.get_name()})
+            raise task.exception()  # type: ignore[misc]

@@ -1,0 +1,32 @@
+"""Settings every service reads from `CRM_…` environment variables (pydantic-settings).
+
+A service subclasses `ServiceSettings` to add its own; the same image runs locally and on
+Kubernetes, only the environment differs.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore")
+
+    environment: str = "dev"
+    log_level: str = "INFO"
+    nats_url: str = "nats://127.0.0.1:4222"
+    otlp_endpoint: str | None = Field(default=None, description="OTLP/gRPC collector; traces are exported only when set")
+
+
+class ServiceSettings(CommonSettings):
+    database_url: SecretStr
+    database_pool_size: int = 10
+    grpc_host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own interface
+    grpc_port: int = 50051
+    metrics_port: int = 9090
+    principal_public_key: SecretStr = Field(description="PEM of the gateway's principal-signing key; several may be concatenated during rotation")
+    stream_replicas: int = 1
+    outbox_retention_days: int = 7
+    consumer_max_deliver: int = 5
+    shutdown_grace_seconds: float = 10.0

@@ -1,0 +1,65 @@
+"""pytest plugin (entry point `pytest11: crmkit`): server fixtures for every CRM package.
+
+    postgres_server   session: PostgresServer (admin_url, url(db), create_database(name, template))
+    nats_server       session: NatsServer (url)
+    database_factory  function: make(name_prefix, migrate) -> asyncpg URL of a fresh migrated
+                      database, dropped when the test ends
+
+A service's conftest typically does:
+
+    @pytest.fixture
+    def database_url(database_factory):
+        return database_factory("customers", migrate)   # migrate(url) runs Alembic upgrade head
+
+Servers start lazily: a test session that uses none of these fixtures starts nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from crmkit.testing.servers import NatsServer, PostgresServer
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    from crmkit.testing.servers import start_postgres_server
+
+    server = start_postgres_server()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    from crmkit.testing.servers import start_nats_server
+
+    server = start_nats_server()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def database_factory(
+    postgres_server: PostgresServer,
+) -> Iterator[Callable[[str, Callable[[str], None]], str]]:
+    from crmkit.testing.servers import database_name, fresh_database
+
+    made: list[str] = []
+
+    def make(name_prefix: str, migrate: Callable[[str], None]) -> str:
+        url = fresh_database(postgres_server, name_prefix, migrate)
+        made.append(database_name(url))
+        return url
+
+    yield make
+    for name in made:
+        postgres_server.drop_database(name)

@@ -1,0 +1,3 @@
+from crm_customers.main import cli
+
+cli()

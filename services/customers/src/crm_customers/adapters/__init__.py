@@ -1,0 +1,1 @@
+"""Edges of the customers service: database tables and repositories, the gRPC API."""

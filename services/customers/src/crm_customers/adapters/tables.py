@@ -1,0 +1,100 @@
+"""The customers database schema (SQLAlchemy Core). Alembic migrations are written from it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+industries = Table(
+    "industries", metadata,
+    Column("code", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("name_zh", Text, nullable=False, server_default=""),
+)
+
+customers = Table(
+    "customers", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("tax_id", Text),
+    Column("industry", Text, ForeignKey("industries.code")),
+    Column("region", Text, nullable=False, server_default=""),
+    Column("origin", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("lifecycle_stage", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("team_id", Text, nullable=False, server_default=""),
+    Column("department_path", Text, nullable=False, server_default="/"),
+    Column("addresses", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False, server_default=""),
+    Column("deleted_at", DateTime(timezone=True)),
+    # R-CUS-01: one live customer per tax ID.
+    Index("customers_tax_id_live", "tax_id", unique=True,
+          postgresql_where=text("deleted_at IS NULL AND tax_id IS NOT NULL")),
+    Index("customers_name_id", "name", "id"),
+    Index("customers_created_id", "created_at", "id"),
+    Index("customers_updated_id", "updated_at", "id"),
+    Index("customers_owner", "owner_id"),
+    Index("customers_team", "team_id"),
+    Index("customers_industry", "industry"),
+    Index("customers_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+)
+
+customer_tags = Table(
+    "customer_tags", metadata,
+    Column("customer_id", Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("tag", Text, nullable=False),
+    PrimaryKeyConstraint("customer_id", "tag"),
+    Index("customer_tags_tag", "tag"),
+)
+
+contacts = Table(
+    "contacts", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("customer_id", Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("phones", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("email", Text, nullable=False, server_default=""),
+    Column("wechat", Text, nullable=False, server_default=""),
+    Column("is_key", Boolean, nullable=False, server_default="false"),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+follow_ups = Table(
+    "follow_ups", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("customer_id", Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("content", Text, nullable=False, server_default=""),
+    Column("key_facts", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("contact_id", Uuid, ForeignKey("contacts.id", ondelete="SET NULL")),
+    Column("author_id", Text, nullable=False),
+    Column("author_name", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("follow_ups_timeline", "customer_id", "occurred_at", "id"),
+)

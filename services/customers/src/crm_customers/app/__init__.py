@@ -1,0 +1,1 @@
+"""Use cases of the customers service: one small function per command or query."""

@@ -1,0 +1,1 @@
+"""The customers domain: entities and rules in plain Python, no I/O."""

@@ -1,0 +1,262 @@
+"""Customers, contacts and follow-ups, and the rules that keep them valid (R-CUS-01/02/04/05).
+
+Validation collects every problem at once, so a client learns all it must fix in one answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from crm_customers.domain.tax_id import foreign_tax_id_problem, uscc_problem
+from crm_customers.domain.text import clean
+from crmkit.errors import FieldViolation, InvalidArgument
+
+
+class Origin(StrEnum):
+    DOMESTIC = "domestic"
+    FOREIGN = "foreign"
+
+
+class CustomerStatus(StrEnum):
+    ACTIVE = "active"
+    CHANGED = "changed"
+    DEREGISTERED = "deregistered"
+
+
+class LifecycleStage(StrEnum):
+    """R-CUS-11: the one vocabulary. A record created here starts as a prospect; it becomes a
+    customer when a contract is signed, churned when the relationship ends."""
+
+    LEAD = "lead"
+    PROSPECT = "prospect"
+    CUSTOMER = "customer"
+    CHURNED = "churned"
+
+
+class AddressKind(StrEnum):
+    REGISTERED = "registered"
+    BILLING = "billing"
+    SHIPPING = "shipping"
+    OFFICE = "office"
+
+
+class FollowUpKind(StrEnum):
+    CALL = "call"
+    VISIT = "visit"
+    EMAIL = "email"
+    WECHAT = "wechat"
+    MEETING = "meeting"
+    OTHER = "other"
+
+
+MAX_NAME = 200
+MAX_TAGS = 20
+MAX_TAG = 50
+MAX_ADDRESSES = 10
+MAX_KEY_FACTS = 20
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+@dataclass(frozen=True)
+class Address:
+    kind: AddressKind
+    line: str
+    city: str = ""
+    province: str = ""
+    country: str = "CN"
+    postal_code: str = ""
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: uuid.UUID
+    name: str
+    owner_id: str
+    team_id: str
+    department_path: str
+    tax_id: str = ""
+    industry: str = ""
+    region: str = ""
+    origin: Origin = Origin.DOMESTIC
+    status: CustomerStatus = CustomerStatus.ACTIVE
+    lifecycle_stage: LifecycleStage = LifecycleStage.PROSPECT
+    tags: tuple[str, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    version: int = 1
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    created_by: str = ""
+
+
+# Fields a client may change through an update mask, and the ones whose change is an ownership
+# change (checked against the caller's data scope).
+UPDATABLE_FIELDS = frozenset({"name", "tax_id", "industry", "region", "origin", "status",
+                              "lifecycle_stage", "owner_id", "team_id", "tags", "addresses"})
+OWNERSHIP_FIELDS = frozenset({"owner_id", "team_id"})
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field_name: str, description: str) -> None:
+        self.items.append(FieldViolation(field_name, description))
+
+    def raise_if_any(self, what: str) -> None:
+        if self.items:
+            summary = "; ".join(f"{v.field}: {v.description}" for v in self.items)
+            raise InvalidArgument(f"{what} is not valid: {summary}", violations=self.items)
+
+
+def normalise_customer(customer: Customer) -> Customer:
+    """Cleans every field and raises InvalidArgument listing all that is wrong."""
+    problems = _Problems()
+    name = clean(customer.name)
+    if not name:
+        problems.add("name", "is required")
+    elif len(name) > MAX_NAME:
+        problems.add("name", f"must be at most {MAX_NAME} characters")
+    tax_id = clean(customer.tax_id).upper().replace(" ", "") if customer.origin == Origin.DOMESTIC \
+        else clean(customer.tax_id).upper()
+    if tax_id:
+        problem = uscc_problem(tax_id) if customer.origin == Origin.DOMESTIC else foreign_tax_id_problem(tax_id)
+        if problem:
+            problems.add("tax_id", problem)
+    region = clean(customer.region)
+    if len(region) > 100:
+        problems.add("region", "must be at most 100 characters")
+    tags = normalise_tags(customer.tags, problems)
+    if len(customer.addresses) > MAX_ADDRESSES:
+        problems.add("addresses", f"at most {MAX_ADDRESSES} addresses")
+    addresses = tuple(_normalise_address(a, i, problems) for i, a in enumerate(customer.addresses))
+    if not customer.owner_id:
+        problems.add("owner_id", "is required")
+    problems.raise_if_any("the customer")
+    return replace(customer, name=name, tax_id=tax_id, region=region, industry=customer.industry.strip(),
+                   tags=tags, addresses=addresses)
+
+
+def normalise_tags(tags: tuple[str, ...], problems: _Problems) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for tag in tags:
+        cleaned = clean(tag)
+        if not cleaned:
+            problems.add("tags", "a tag cannot be empty")
+        elif len(cleaned) > MAX_TAG:
+            problems.add("tags", f"tag {cleaned[:20]!r}… is longer than {MAX_TAG} characters")
+        else:
+            seen.setdefault(cleaned.casefold(), cleaned)
+    if len(seen) > MAX_TAGS:
+        problems.add("tags", f"at most {MAX_TAGS} tags")
+    return tuple(seen.values())
+
+
+def _normalise_address(address: Address, index: int, problems: _Problems) -> Address:
+    line = clean(address.line)
+    if not line:
+        problems.add(f"addresses[{index}].line", "is required")
+    country = clean(address.country).upper() or "CN"
+    if not _COUNTRY.match(country):
+        problems.add(f"addresses[{index}].country", "must be an ISO 3166-1 alpha-2 code such as CN or DE")
+    return replace(address, line=line, city=clean(address.city), province=clean(address.province),
+                   country=country, postal_code=clean(address.postal_code))
+
+
+def changed_fields(before: Customer, after: Customer) -> list[str]:
+    return sorted(f for f in UPDATABLE_FIELDS if getattr(before, f) != getattr(after, f))
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    name: str
+    title: str = ""
+    phones: tuple[str, ...] = ()
+    email: str = ""
+    wechat: str = ""
+    is_key: bool = False
+    version: int = 1
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+CONTACT_UPDATABLE_FIELDS = frozenset({"name", "title", "phones", "email", "wechat", "is_key"})
+
+
+def normalise_contact(contact: Contact, default_region: str = "CN") -> Contact:
+    problems = _Problems()
+    name = clean(contact.name)
+    if not name:
+        problems.add("name", "is required")
+    elif len(name) > 100:
+        problems.add("name", "must be at most 100 characters")
+    title = clean(contact.title)
+    if len(title) > 100:
+        problems.add("title", "must be at most 100 characters")
+    phones = []
+    for i, phone in enumerate(contact.phones[:10]):
+        try:
+            parsed = phonenumbers.parse(clean(phone), default_region)
+            if not phonenumbers.is_valid_number(parsed):
+                raise phonenumbers.NumberParseException(0, "invalid")
+            phones.append(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+        except phonenumbers.NumberParseException:
+            problems.add(f"phones[{i}]", f"{phone!r} is not a valid phone number")
+    if len(contact.phones) > 10:
+        problems.add("phones", "at most 10 phone numbers")
+    email = clean(contact.email)
+    if email:
+        try:
+            email = validate_email(email, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            problems.add("email", str(exc))
+    wechat = clean(contact.wechat)
+    if len(wechat) > 64:
+        problems.add("wechat", "must be at most 64 characters")
+    problems.raise_if_any("the contact")
+    return replace(contact, name=name, title=title, phones=tuple(dict.fromkeys(phones)), email=email,
+                   wechat=wechat)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    kind: FollowUpKind
+    occurred_at: dt.datetime
+    summary: str
+    author_id: str
+    author_name: str = ""
+    content: str = ""
+    key_facts: tuple[str, ...] = ()
+    contact_id: uuid.UUID | None = None
+    created_at: dt.datetime | None = None
+
+
+def normalise_follow_up(follow_up: FollowUp, now: dt.datetime) -> FollowUp:
+    problems = _Problems()
+    summary = clean(follow_up.summary)
+    if not summary:
+        problems.add("summary", "is required")
+    elif len(summary) > 500:
+        problems.add("summary", "must be at most 500 characters")
+    content = follow_up.content.strip()
+    if len(content) > 20_000:
+        problems.add("content", "must be at most 20000 characters")
+    if follow_up.occurred_at > now + dt.timedelta(days=1):
+        problems.add("occurred_at", "cannot be in the future; record follow-ups that happened")
+    facts = tuple(f for f in (clean(f) for f in follow_up.key_facts) if f)
+    if len(facts) > MAX_KEY_FACTS or any(len(f) > 200 for f in facts):
+        problems.add("key_facts", f"at most {MAX_KEY_FACTS} facts of at most 200 characters each")
+    problems.raise_if_any("the follow-up")
+    return replace(follow_up, summary=summary, content=content, key_facts=facts)
+
+
