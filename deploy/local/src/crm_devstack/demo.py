@@ -26,7 +26,7 @@ CUSTOMERS: list[dict[str, Any]] = [
     {
         "customer": {
             "name": "Huaxin Medical Imaging Co., Ltd.",
-            "tax_id": "91320594MA1MXK3L2Q",
+            "tax_id": "91320594MA1MXK3L24",
             "industry": "Medical imaging equipment",
             "region": "East China",
             "origin": "domestic",
@@ -81,7 +81,7 @@ CUSTOMERS: list[dict[str, Any]] = [
     {
         "customer": {
             "name": "Suzhou Kangtai Surgical Instruments Co., Ltd.",
-            "tax_id": "91320505MA27KT8806",
+            "tax_id": "91320505MA27KT8808",
             "industry": "Minimally invasive surgical instruments",
             "region": "East China",
             "origin": "domestic",
@@ -128,7 +128,7 @@ CUSTOMERS: list[dict[str, Any]] = [
     {
         "customer": {
             "name": "Chengdu Ruikang Dialysis Equipment Co., Ltd.",
-            "tax_id": "91510100MA61RK5523",
+            "tax_id": "91510100MA61RK552U",
             "industry": "Dialysis equipment",
             "region": "Southwest China",
             "origin": "domestic",

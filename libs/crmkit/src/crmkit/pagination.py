@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from crmkit.errors import InvalidArgument
+from crmkit.errors import FieldViolation, InvalidArgument
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
@@ -37,10 +37,14 @@ def decode_cursor(token: str, sort: str) -> Cursor | None:
         doc = json.loads(base64.urlsafe_b64decode(padded.encode()))
         cursor = Cursor(sort=doc["s"], values=list(doc["v"]))
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise InvalidArgument.of("cursor", "is not a cursor this API issued") from None
+        raise invalid_cursor("is not a cursor this API issued") from None
     if cursor.sort != sort:
-        raise InvalidArgument.of("cursor", f"belongs to sort {cursor.sort!r}, not {sort!r}")
+        raise invalid_cursor(f"belongs to sort {cursor.sort!r}, not {sort!r}: restart without a cursor")
     return cursor
+
+
+def invalid_cursor(why: str) -> InvalidArgument:
+    return InvalidArgument(f"cursor: {why}", reason="INVALID_CURSOR", violations=[FieldViolation("cursor", why)])
 
 
 def page_size(requested: int) -> int:

@@ -6,7 +6,6 @@ until it exists. Verification accepts every key of a JWKS, which is how issuers 
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
@@ -64,14 +63,3 @@ class AccessTokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from exc
         return Principal.from_claims(claims)
-
-
-def load_jwks(value: str) -> str:
-    """Accepts a JWKS document; raises a clear error for anything else."""
-    try:
-        doc = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ValueError("CRM_JWT_JWKS must be a JWKS JSON document") from exc
-    if not isinstance(doc, dict) or not doc.get("keys"):
-        raise ValueError("CRM_JWT_JWKS has no keys")
-    return value

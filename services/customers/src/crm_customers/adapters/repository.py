@@ -23,9 +23,10 @@ from crm_customers.domain.model import (
     FollowUpKind,
     LifecycleStage,
     Origin,
+    canonical_tags,
 )
 from crmkit.auth import Principal
-from crmkit.errors import InvalidArgument
+from crmkit.pagination import invalid_cursor
 from crmkit.scopes import scope_clause
 
 SORTS = {"name": customers.c.name, "create_time": customers.c.created_at,
@@ -147,12 +148,12 @@ class CustomerRepository:
         if not ids:
             return {}
         rows = await self.session.execute(select(customer_tags.c.customer_id, customer_tags.c.tag)
-                                          .where(customer_tags.c.customer_id.in_(ids))
-                                          .order_by(customer_tags.c.tag))
+                                          .where(customer_tags.c.customer_id.in_(ids)))
         tags: dict[uuid.UUID, list[str]] = {}
         for customer_id, tag in rows:
             tags.setdefault(customer_id, []).append(tag)
-        return tags
+        # The domain's order, not the database collation's, so a read compares equal to its input.
+        return {customer_id: list(canonical_tags(ts)) for customer_id, ts in tags.items()}
 
     async def _set_tags(self, customer_id: uuid.UUID, tags: Sequence[str]) -> None:
         await self.session.execute(delete(customer_tags).where(customer_tags.c.customer_id == customer_id))
@@ -218,7 +219,7 @@ def _cursor_key(values: list[Any], parse: Any) -> tuple[Any, uuid.UUID]:
             raise ValueError
         return parse(values[0]), uuid.UUID(values[1])
     except (ValueError, TypeError, AttributeError):
-        raise InvalidArgument.of("cursor", "is not a cursor this API issued") from None
+        raise invalid_cursor("is not a cursor this API issued") from None
 
 
 def sort_key(sort: str, customer: Customer) -> list[Any]:

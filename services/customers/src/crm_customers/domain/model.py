@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -61,6 +62,8 @@ MAX_TAGS = 20
 MAX_TAG = 50
 MAX_ADDRESSES = 10
 MAX_KEY_FACTS = 20
+# Clients' clocks drift; a follow-up stamped a few minutes ahead of ours still happened.
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
@@ -155,7 +158,12 @@ def normalise_tags(tags: tuple[str, ...], problems: _Problems) -> tuple[str, ...
             seen.setdefault(cleaned.casefold(), cleaned)
     if len(seen) > MAX_TAGS:
         problems.add("tags", f"at most {MAX_TAGS} tags")
-    return tuple(seen.values())
+    return canonical_tags(seen.values())
+
+
+def canonical_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Tags are a set (R-CUS-04); one fixed order everywhere keeps re-sending them a no-op."""
+    return tuple(sorted(tags, key=lambda t: (t.casefold(), t)))
 
 
 def _normalise_address(address: Address, index: int, problems: _Problems) -> Address:
@@ -251,7 +259,7 @@ def normalise_follow_up(follow_up: FollowUp, now: dt.datetime) -> FollowUp:
     content = follow_up.content.strip()
     if len(content) > 20_000:
         problems.add("content", "must be at most 20000 characters")
-    if follow_up.occurred_at > now + dt.timedelta(days=1):
+    if follow_up.occurred_at > now + MAX_CLOCK_SKEW:
         problems.add("occurred_at", "cannot be in the future; record follow-ups that happened")
     facts = tuple(f for f in (clean(f) for f in follow_up.key_facts) if f)
     if len(facts) > MAX_KEY_FACTS or any(len(f) > 200 for f in facts):

@@ -1,0 +1,122 @@
+"""RFC 9457 problem details for every error the gateway returns.
+
+Each problem has a stable `type` derived from the error's reason (e.g. /problems/duplicate-tax-id,
+listed in docs/problems.md), the HTTP status, a human `detail` that says what is wrong, the field
+`errors` when there are any, and the `trace_id` to quote to operators.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from crmkit import errors
+from crmkit.grpc.status import from_rpc_error
+from crmkit.telemetry import current_trace_id
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS: list[tuple[type[errors.CrmError], int]] = [
+    (errors.InvalidArgument, 422),
+    (errors.NotFound, 404),
+    (errors.AlreadyExists, 409),
+    (errors.Conflict, 409),
+    (errors.StaleVersion, 412),
+    (errors.PermissionDenied, 403),
+    (errors.Unauthenticated, 401),
+    (errors.Unavailable, 503),
+]
+# Reasons whose status differs from their error class's.
+_STATUS_BY_REASON = {"INVALID_CURSOR": 400, "MALFORMED_REQUEST": 400, "DEADLINE_EXCEEDED": 504,
+                     "PAYLOAD_TOO_LARGE": 413, "UNSUPPORTED_MEDIA_TYPE": 415, "IDEMPOTENCY_KEY_IN_USE": 409,
+                     "IDEMPOTENCY_KEY_REUSED": 422, "PRECONDITION_REQUIRED": 428}
+_TITLES = {400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
+           405: "Method not allowed", 409: "Conflict", 412: "Precondition failed", 413: "Payload too large",
+           415: "Unsupported media type", 422: "Invalid request", 428: "Precondition required",
+           429: "Too many requests", 500: "Internal error", 503: "Service unavailable", 504: "Gateway timeout"}
+
+
+def status_of(error: errors.CrmError) -> int:
+    if error.reason in _STATUS_BY_REASON:
+        return _STATUS_BY_REASON[error.reason]
+    for cls, status in _STATUS:
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+def problem(status: int, detail: str, *, reason: str, instance: str = "",
+            violations: list[errors.FieldViolation] | None = None, extra: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{reason.lower().replace('_', '-')}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "reason": reason,
+    }
+    if instance:
+        body["instance"] = instance
+    if violations:
+        body["errors"] = [{"field": v.field, "message": v.description} for v in violations]
+    if extra:
+        body.update(extra)
+    body["trace_id"] = current_trace_id()
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def from_error(error: errors.CrmError, request: Request) -> JSONResponse:
+    status = status_of(error)
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+    return problem(status, error.message, reason=error.reason, instance=request.url.path,
+                   violations=getattr(error, "violations", None), extra=dict(error.metadata) or None,
+                   headers=headers)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.CrmError)
+    async def crm_error(request: Request, exc: errors.CrmError) -> JSONResponse:
+        return from_error(exc, request)
+
+    @app.exception_handler(grpc.aio.AioRpcError)
+    async def rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+        error = from_rpc_error(exc)
+        if status_of(error) >= 500:
+            log.error("backend call failed", extra={"code": exc.code().name, "path": request.url.path})
+        return from_error(error, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = exc.errors()
+        if any(i.get("type") == "json_invalid" for i in issues):
+            return problem(400, "the body is not valid JSON", reason="MALFORMED_REQUEST", instance=request.url.path)
+        violations = [errors.FieldViolation(_location(tuple(i.get("loc", ()))), str(i.get("msg", "")))
+                      for i in issues]
+        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        return problem(422, f"the request is not valid: {summary}", reason="INVALID_ARGUMENT",
+                       instance=request.url.path, violations=violations)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reason = {404: "ROUTE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return problem(exc.status_code, str(exc.detail), reason=reason, instance=request.url.path,
+                       headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return problem(500, "an internal error occurred; quote the trace id to support", reason="INTERNAL",
+                       instance=request.url.path)

@@ -1,0 +1,1 @@
+"""REST resources, one module per service they front."""

@@ -1,0 +1,154 @@
+"""JSON shapes of the customers API (R-CUS-01, 02, 04, 05). Unknown fields are rejected, so a
+typo is an error the client sees, not a value silently dropped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Origin = Literal["domestic", "foreign"]
+CustomerStatus = Literal["active", "changed", "deregistered"]
+LifecycleStage = Literal["lead", "prospect", "customer", "churned"]
+AddressKind = Literal["registered", "billing", "shipping", "office"]
+FollowUpKind = Literal["call", "visit", "email", "wechat", "meeting", "other"]
+CustomerSort = Literal["name", "-name", "create_time", "-create_time", "update_time", "-update_time"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Address(Strict):
+    kind: AddressKind = "office"
+    line: str = Field(max_length=500)
+    city: str = Field("", max_length=100)
+    province: str = Field("", max_length=100)
+    country: str = Field("CN", max_length=2, description="ISO 3166-1 alpha-2")
+    postal_code: str = Field("", max_length=20)
+
+
+class CustomerFields(Strict):
+    name: str = Field(max_length=400, description="Legal name")
+    tax_id: str = Field("", max_length=40, description="Unified social credit code (domestic) or local tax number")
+    industry: str = Field("", max_length=50, description="Code from GET /api/v1/industries")
+    region: str = Field("", max_length=200)
+    origin: Origin = "domestic"
+    status: CustomerStatus = "active"
+    lifecycle_stage: LifecycleStage = "prospect"
+    owner_id: str = Field("", max_length=100, description="Defaults to the caller")
+    team_id: str = Field("", max_length=100, description="Defaults to the caller's team")
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    addresses: list[Address] = Field(default_factory=list, max_length=20)
+
+
+class CustomerCreate(CustomerFields):
+    pass
+
+
+class CustomerPatch(Strict):
+    """JSON merge patch: only the fields present change."""
+
+    name: str | None = Field(None, max_length=400)
+    tax_id: str | None = Field(None, max_length=40)
+    industry: str | None = Field(None, max_length=50)
+    region: str | None = Field(None, max_length=200)
+    origin: Origin | None = None
+    status: CustomerStatus | None = None
+    lifecycle_stage: LifecycleStage | None = None
+    owner_id: str | None = Field(None, max_length=100)
+    team_id: str | None = Field(None, max_length=100)
+    tags: list[str] | None = Field(None, max_length=50)
+    addresses: list[Address] | None = Field(None, max_length=20)
+
+
+class Customer(CustomerFields):
+    id: str
+    department_path: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    created_by: str
+
+
+class CustomerPage(BaseModel):
+    items: list[Customer]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last")
+
+
+class ContactFields(Strict):
+    name: str = Field(max_length=200)
+    title: str = Field("", max_length=200)
+    phones: list[str] = Field(default_factory=list, max_length=10)
+    email: str = Field("", max_length=320)
+    wechat: str = Field("", max_length=64)
+    is_key: bool = False
+
+
+class ContactPatch(Strict):
+    name: str | None = Field(None, max_length=200)
+    title: str | None = Field(None, max_length=200)
+    phones: list[str] | None = Field(None, max_length=10)
+    email: str | None = Field(None, max_length=320)
+    wechat: str | None = Field(None, max_length=64)
+    is_key: bool | None = None
+
+
+class Contact(ContactFields):
+    id: str
+    customer_id: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ContactList(BaseModel):
+    items: list[Contact]
+
+
+class FollowUpCreate(Strict):
+    kind: FollowUpKind
+    occurred_at: AwareDatetime | None = Field(None, description="With a UTC offset; defaults to now")
+    summary: str = Field(max_length=1000)
+    content: str = Field("", max_length=40_000)
+    key_facts: list[str] = Field(default_factory=list, max_length=50)
+    contact_id: str = ""
+
+
+class FollowUp(Strict):
+    id: str
+    customer_id: str
+    kind: FollowUpKind
+    occurred_at: dt.datetime
+    summary: str
+    content: str
+    key_facts: list[str]
+    contact_id: str | None
+    author_id: str
+    author_name: str
+    created_at: dt.datetime
+
+
+class FollowUpPage(BaseModel):
+    items: list[FollowUp]
+    next_cursor: str | None = None
+
+
+class Industry(Strict):
+    code: str = Field(max_length=50)
+    name: str = Field(max_length=200)
+    name_zh: str = Field("", max_length=200)
+
+
+class IndustryList(BaseModel):
+    items: list[Industry]
+
+
+class TagUsage(BaseModel):
+    name: str
+    customer_count: int
+
+
+class TagList(BaseModel):
+    items: list[TagUsage]
