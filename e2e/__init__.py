@@ -1,0 +1,1 @@
+"""End-to-end scenarios against the whole suite started as processes, and the benchmarks."""
