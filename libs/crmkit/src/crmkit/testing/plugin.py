@@ -63,3 +63,13 @@ def database_factory(
     yield make
     for name in made:
         postgres_server.drop_database(name)
+
+
+_SERVER_FIXTURES = {"postgres_server", "nats_server", "database_factory"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use a real server are integration tests (`make test-fast` leaves them out)."""
+    for item in items:
+        if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

@@ -121,7 +121,13 @@ async def update_customer(uow: UnitOfWork, principal: Principal, customer_id: uu
         await _check_references(repo, principal, after)
     if "tax_id" in changed:
         await _reject_duplicate(repo, principal, after.tax_id, except_id=before.id)
-    saved = await repo.save(replace(after, version=before.version + 1))
+    try:
+        async with uow.session.begin_nested():
+            saved = await repo.save(replace(after, version=before.version + 1))
+    except IntegrityError:
+        # As in create: a concurrent change took the tax ID after our check.
+        await _reject_duplicate(repo, principal, after.tax_id, except_id=before.id)
+        raise
     uow.emit(ev.CustomerUpdated(before=customer_to_pb(before), after=customer_to_pb(saved), changed_fields=changed),
              subject_id=str(saved.id))
     await uow.commit()

@@ -1,0 +1,1 @@
+"""`make bench`: throughput and latency of the suite's layers, measured in one run."""

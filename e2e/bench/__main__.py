@@ -1,0 +1,167 @@
+"""Benchmarks the customers read and create paths layer by layer, and event latency.
+
+Starts the suite with the launcher `make dev` uses (own ports and data dir), then measures at 1,
+16 and 64 concurrent clients:
+  - gateway  GET /api/v1/customers/{id}  and  POST /api/v1/customers  (HTTP → gRPC → PostgreSQL)
+  - grpc     CustomersService/GetCustomer called directly (gRPC → PostgreSQL)
+  - sql      the same row read with asyncpg (PostgreSQL alone)
+and the event latency from commit to a JetStream consumer (p50/p99). Prints one JSON report.
+The load generator shares the machine's cores with the suite, so absolute figures are lower
+bounds; the ratios between layers, measured in the same run, are the point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import httpx
+import nats
+from crm.customers.v1 import customers_pb2 as pb
+from crm.customers.v1 import customers_pb2_grpc
+from crm_devstack import Suite
+
+from crmkit.auth import PRINCIPAL_METADATA_KEY, PrincipalSigner
+from crmkit.auth.tokens import AccessTokenVerifier
+from crmkit.grpc.client import channel
+
+CONCURRENCY = (1, 16, 64)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def measure(call: Callable[[int], Awaitable[None]], clients: int, requests: int) -> dict[str, float]:
+    latencies: list[float] = []
+    counter = iter(range(requests))
+
+    async def worker() -> None:
+        for i in counter:
+            started = time.perf_counter()
+            await call(i)
+            latencies.append(time.perf_counter() - started)
+
+    for i in range(min(50, requests)):  # warm-up: connections, caches, JIT-free but pool-filling
+        await call(-1 - i)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    return {"requests": len(latencies), "throughput_rps": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2)}
+
+
+async def run(requests: int, events: int) -> dict[str, object]:
+    data_dir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    with (data_dir / "suite.log").open("w") as log, Suite(data_dir, port_offset=2000, output=log,
+                                                          log_level="WARNING") as suite:
+        token = suite.token(user="bench", data_scope="all", roles=["admin"])
+        headers = {"Authorization": f"Bearer {token}"}
+        limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
+        async with httpx.AsyncClient(base_url=suite.gateway_url, headers=headers, limits=limits,
+                                     timeout=30) as api:
+            created = await api.post("/api/v1/customers", json={"name": "Benchmark Medical Devices Co",
+                                                                 "industry": "medical_devices"})
+            customer_id = created.json()["id"]
+
+            keys = suite.keys
+            assert keys is not None
+            principal = AccessTokenVerifier(keys.jwks, issuer="crm-dev", audience="crm-api").verify(token)
+            signer = PrincipalSigner(keys.principal_private_pem)
+            grpc_channel = channel(suite.grpc_target("customers"))
+            stub = customers_pb2_grpc.CustomersServiceStub(grpc_channel)
+            metadata = ((PRINCIPAL_METADATA_KEY, signer.sign(principal)),)
+            pool = await asyncpg.create_pool(suite.database_url("customers", driver=None), min_size=8, max_size=64)
+
+            async def gateway_get(_: int) -> None:
+                reply = await api.get(f"/api/v1/customers/{customer_id}")
+                assert reply.status_code == 200, reply.text
+
+            async def gateway_post(i: int) -> None:
+                reply = await api.post("/api/v1/customers", json={"name": f"Bench customer {uuid.uuid4().hex[:12]}"})
+                assert reply.status_code == 201, reply.text
+
+            async def grpc_get(_: int) -> None:
+                await stub.GetCustomer(pb.GetCustomerRequest(id=customer_id), metadata=metadata)
+
+            customer_uuid = uuid.UUID(customer_id)
+
+            async def sql_get(_: int) -> None:
+                async with pool.acquire() as conn:
+                    await conn.fetchrow("SELECT * FROM customers WHERE id = $1 AND deleted_at IS NULL",
+                                        customer_uuid)
+
+            report: dict[str, object] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                                         "requests_per_level": requests, "levels": {}}
+            for clients in CONCURRENCY:
+                level: dict[str, dict[str, float]] = {}
+                for name, call in (("gateway_get", gateway_get), ("grpc_get", grpc_get), ("sql_get", sql_get),
+                                   ("gateway_post", gateway_post)):
+                    level[name] = await measure(call, clients, requests)
+                level["ratios_p50"] = {
+                    "gateway_over_grpc": round(level["gateway_get"]["p50_ms"] / level["grpc_get"]["p50_ms"], 2),
+                    "grpc_over_sql": round(level["grpc_get"]["p50_ms"] / level["sql_get"]["p50_ms"], 2),
+                }
+                report["levels"][str(clients)] = level  # type: ignore[index]
+            report["event_latency"] = await event_latency(api, suite.nats_url, events)
+            await grpc_channel.close()
+            await pool.close()
+    return report
+
+
+async def event_latency(api: httpx.AsyncClient, nats_url: str, events: int) -> dict[str, float]:
+    """Commit → JetStream consumer: `ce-time` is stamped inside the committing transaction."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    latencies: list[float] = []
+    done = asyncio.Event()
+    marker = f"latency-{uuid.uuid4().hex[:8]}"
+
+    async def on_event(msg: nats.aio.msg.Msg) -> None:
+        await msg.ack()
+        if marker.encode() not in msg.data:
+            return
+        sent = dt.datetime.fromisoformat(msg.headers["ce-time"].replace("Z", "+00:00"))
+        latencies.append((dt.datetime.now(dt.UTC) - sent).total_seconds())
+        if len(latencies) >= events:
+            done.set()
+
+    sub = await js.subscribe("crm.customers.customer.created", cb=on_event, deliver_policy=nats.js.api.DeliverPolicy.NEW,
+                             manual_ack=True)
+    for i in range(events):
+        await api.post("/api/v1/customers", json={"name": f"{marker} {i}"})
+    await asyncio.wait_for(done.wait(), 60)
+    await sub.unsubscribe()
+    await nc.drain()
+    return {"events": len(latencies), "p50_ms": round(statistics.median(latencies) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per measurement")
+    parser.add_argument("--events", type=int, default=300, help="events for the latency measurement")
+    parser.add_argument("--out", type=Path, help="also write the report to this file")
+    args = parser.parse_args()
+    report = asyncio.run(run(args.requests, args.events))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""The gateway under test, wired to a real customers service.
+
+One session: a fresh customers database, the customers gRPC server in-process on a free port,
+and the gateway app driven through httpx's ASGI transport with its lifespan run (real NATS for
+the idempotency store). Tests share them, so each test makes its own data (unique names, tags,
+tax IDs, Idempotency-Keys) and filters lists down to it.
+
+With `--import-mode=importlib` test modules cannot import this file; helpers are fixtures:
+
+    client          httpx.AsyncClient on the gateway (raise_app_exceptions=False, so a 500 is
+                    a response the test sees, not an exception)
+    token(p, ...)   a bearer token for principal `p` (overrides: issuer, audience, ttl_seconds,
+                    private_pem) ; auth(p) -> {"Authorization": "Bearer ..."}
+    create(p, ...)  POST a customer as `p`, assert 201, return its JSON
+    assert_problem  checks an RFC 9457 response: status, content type, type, detail, trace_id
+    unique()        a short unique suffix
+    sql(q, **p)     runs a query on the customers database, returns rows
+    gateway_settings, principal_keys, token_keys
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from crm.customers.v1 import customers_pb2, customers_pb2_grpc
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import text
+
+from crm_customers.adapters.grpc_api import CustomersServicer
+from crm_customers.domain.tax_id import uscc_check_char
+from crm_customers.main import migrate
+from crm_gateway.main import create_app
+from crm_gateway.settings import GatewaySettings
+from crmkit import telemetry
+from crmkit.auth import Principal, PrincipalVerifier
+from crmkit.auth.keys import KeyPair, generate_keypair, jwks_of
+from crmkit.auth.tokens import issue_access_token
+from crmkit.db import create_engine, session_factory
+from crmkit.grpc.server import GrpcServer
+from crmkit.testing.servers import fresh_database
+
+ISSUER = "crm-identity-test"
+AUDIENCE = "crm-api-test"
+MAX_BODY_BYTES = 8192
+PROBLEM_JSON = "application/problem+json"
+
+
+# ------------------------------------------------------------------------------ tracing
+
+_exporter: InMemorySpanExporter | None = None
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """Spans finished in this process. The global tracer provider is set once per process (by
+    crmkit's setup); the exporter is attached to it. Without a real provider there are no trace
+    ids at all, so the gateway's X-Trace-Id and problem `trace_id` could not be tested."""
+    global _exporter
+    if _exporter is None:
+        telemetry.setup_tracing("gateway-tests", None)
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            pytest.fail("the global tracer provider is not the OpenTelemetry SDK's")
+        _exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(_exporter))
+    return _exporter
+
+
+# --------------------------------------------------------------------------------- keys
+
+
+@pytest.fixture(scope="session")
+def token_keys() -> KeyPair:
+    """The token issuer's key (identity's role in production)."""
+    return generate_keypair()
+
+
+@pytest.fixture(scope="session")
+def principal_keys() -> KeyPair:
+    """The gateway's principal-signing key; the customers service holds its public half."""
+    return generate_keypair()
+
+
+@pytest.fixture(scope="session")
+def token(token_keys: KeyPair) -> Callable[..., str]:
+    def mint(principal: Principal, *, issuer: str = ISSUER, audience: str = AUDIENCE, ttl_seconds: int = 900,
+             private_pem: str | None = None) -> str:
+        return issue_access_token(
+            private_pem or token_keys.private_pem, issuer=issuer, audience=audience, subject=principal.subject,
+            name=principal.name, roles=principal.roles, team_ids=principal.team_ids,
+            department_path=principal.department_path, data_scope=principal.data_scope, ttl_seconds=ttl_seconds)
+
+    return mint
+
+
+@pytest.fixture(scope="session")
+def auth(token: Callable[..., str]) -> Callable[[Principal], dict[str, str]]:
+    cache: dict[str, str] = {}
+
+    def headers(principal: Principal) -> dict[str, str]:
+        if principal.subject not in cache:
+            cache[principal.subject] = token(principal)
+        return {"Authorization": f"Bearer {cache[principal.subject]}"}
+
+    return headers
+
+
+# ------------------------------------------------------------------------ customers service
+
+
+@pytest.fixture(scope="session")
+def customers_database_url(postgres_server: Any) -> str:
+    return fresh_database(postgres_server, "gateway_customers", migrate)
+
+
+@pytest.fixture(scope="session")
+async def customers_sessions(customers_database_url: str) -> AsyncIterator[Any]:
+    engine = create_engine(customers_database_url, pool_size=10)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def customers_target(customers_sessions: Any, principal_keys: KeyPair,
+                           span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    server = GrpcServer("customers", PrincipalVerifier(principal_keys.public_pem))
+    server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersServicer(customers_sessions),
+               customers_pb2.DESCRIPTOR.services_by_name["CustomersService"].full_name)
+    port = await server.start("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def sql(customers_sessions: Any) -> Callable[..., Awaitable[list[Any]]]:
+    async def run(query: str, **params: Any) -> list[Any]:
+        async with customers_sessions() as session:
+            return list((await session.execute(text(query), params)).all())
+
+    return run
+
+
+# --------------------------------------------------------------------------------- gateway
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(customers_target: str, nats_server: Any, token_keys: KeyPair,
+                     principal_keys: KeyPair) -> GatewaySettings:
+    return GatewaySettings(
+        customers_target=customers_target, nats_url=nats_server.url, jwt_jwks=jwks_of(token_keys.public_pem),
+        jwt_issuer=ISSUER, jwt_audience=AUDIENCE, principal_private_key=principal_keys.private_pem,
+        max_body_bytes=MAX_BODY_BYTES, rpc_deadline_seconds=10.0)
+
+
+@pytest.fixture(scope="session")
+async def gateway_app(gateway_settings: GatewaySettings, span_exporter: InMemorySpanExporter) -> AsyncIterator[Any]:
+    app = create_app(gateway_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def client(gateway_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=gateway_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=30) as c:
+        yield c
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="session")
+def unique() -> Callable[[], str]:
+    return lambda: uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def tax_id() -> Callable[[], str]:
+    """A fresh, valid unified social credit code (GB 32100-2015 check digit)."""
+    def make() -> str:
+        first17 = "91310000" + "".join(random.choice("0123456789") for _ in range(9))  # noqa: S311
+        return first17 + uscc_check_char(first17)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def create(client: httpx.AsyncClient, auth: Callable[[Principal], dict[str, str]]) -> Callable[..., Awaitable[dict]]:
+    async def post(principal: Principal, **fields: Any) -> dict[str, Any]:
+        fields.setdefault("name", f"Customer {uuid.uuid4().hex[:8]}")
+        response = await client.post("/api/v1/customers", json=fields, headers=auth(principal))
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return post
+
+
+@pytest.fixture(scope="session")
+def assert_problem() -> Callable[..., dict[str, Any]]:
+    def check(response: httpx.Response, status: int, *, reason: str | None = None,
+              detail_mentions: tuple[str, ...] = (), fields: tuple[str, ...] = ()) -> dict[str, Any]:
+        assert response.status_code == status, f"{response.status_code} {response.text}"
+        assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers["content-type"]
+        body = response.json()
+        assert body["status"] == status
+        assert body["type"].startswith("/problems/") and len(body["type"]) > len("/problems/")
+        assert body["title"]
+        assert isinstance(body["detail"], str) and body["detail"]
+        for word in detail_mentions:
+            assert word.lower() in body["detail"].lower(), body["detail"]
+        if reason is not None:
+            assert body["reason"] == reason, body
+            assert body["type"] == "/problems/" + reason.lower().replace("_", "-")
+        for field in fields:
+            assert field in [e["field"] for e in body.get("errors", [])], body
+        assert len(body["trace_id"]) == 32 and int(body["trace_id"], 16), body
+        assert response.headers.get("x-trace-id") == body["trace_id"]
+        return body
+
+    return check
