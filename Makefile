@@ -24,7 +24,8 @@ reset: bootstrap ## Wipe the local suite's data (it must be stopped)
 token: bootstrap ## Print a bearer token for local use, e.g. make token ARGS="--user bob --data-scope team --team east"
 	@$(UV) run --quiet crm-dev token $(ARGS)
 
-test: bootstrap ## Run every test: unit, integration (real PostgreSQL + NATS), contracts, charts, e2e
+test: bootstrap ## Run every test: lint, unit, integration (real PostgreSQL + NATS), contracts, charts, e2e
+	$(UV) run ruff check .
 	$(UV) run pytest $(ARGS)
 
 test-fast: bootstrap ## Unit tests only (no servers)

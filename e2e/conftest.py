@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from crm_devstack import Suite
 
 # Far from `make dev`'s ports, so the two can run side by side.

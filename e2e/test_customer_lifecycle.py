@@ -9,9 +9,10 @@ import uuid
 
 import httpx
 import nats
+
 from crm.customers.v1 import events_pb2
-from crm_devstack import Suite
 from crm_customers.domain.tax_id import uscc_check_char
+from crm_devstack import Suite
 
 
 def _tax_id() -> str:
@@ -32,7 +33,7 @@ class EventLog:
             self.messages.append(msg)
             self._arrived.notify_all()
 
-    async def wait_for(self, predicate, timeout: float = 15.0) -> nats.aio.msg.Msg:
+    async def wait_for(self, predicate, timeout: float = 15.0) -> nats.aio.msg.Msg:  # noqa: ASYNC109
         async def find() -> nats.aio.msg.Msg:
             async with self._arrived:
                 while True:

@@ -12,9 +12,10 @@ import tempfile
 from pathlib import Path
 
 import grpc_tools
-from crm.common.v1 import options_pb2
 from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
+
+from crm.common.v1 import options_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = ROOT / "proto"

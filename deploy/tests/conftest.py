@@ -56,7 +56,7 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.C
     """Runs helm, installing it first. Never skips: CI must prove the charts, not pass blind."""
     if not HELM.exists():
         script = ROOT / "tools" / "install-helm.sh"
-        subprocess.run([shutil.which("bash") or "/bin/bash", str(script)], check=True, timeout=600)  # noqa: S603 -- our own script
+        subprocess.run([shutil.which("bash") or "/bin/bash", str(script)], check=True, timeout=600)
     home = tmp_path_factory.mktemp("helm-home")
     env = {
         **os.environ,
@@ -67,7 +67,7 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.C
     }
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run(  # noqa: S603 -- fixed binary, arguments from the tests
+        proc = subprocess.run(
             [str(HELM), *args], env=env, capture_output=True, text=True, timeout=120
         )
         if check and proc.returncode != 0:

@@ -28,10 +28,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 import nats
+
 from crm.customers.v1 import customers_pb2 as pb
 from crm.customers.v1 import customers_pb2_grpc
 from crm_devstack import Suite
-
 from crmkit.auth import PRINCIPAL_METADATA_KEY, PrincipalSigner
 from crmkit.auth.tokens import AccessTokenVerifier
 from crmkit.grpc.client import channel
@@ -41,7 +41,7 @@ CONCURRENCY = (1, 16, 64)
 
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def measure(call: Callable[[int], Awaitable[None]], clients: int, requests: int) -> dict[str, float]:
@@ -139,8 +139,8 @@ async def event_latency(api: httpx.AsyncClient, nats_url: str, events: int) -> d
         if len(latencies) >= events:
             done.set()
 
-    sub = await js.subscribe("crm.customers.customer.created", cb=on_event, deliver_policy=nats.js.api.DeliverPolicy.NEW,
-                             manual_ack=True)
+    sub = await js.subscribe("crm.customers.customer.created", cb=on_event,
+                             deliver_policy=nats.js.api.DeliverPolicy.NEW, manual_ack=True)
     for i in range(events):
         await api.post("/api/v1/customers", json={"name": f"{marker} {i}"})
     await asyncio.wait_for(done.wait(), 60)

@@ -27,13 +27,13 @@ from typing import Any
 
 import httpx
 import pytest
-from crm.customers.v1 import customers_pb2, customers_pb2_grpc
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import text
 
+from crm.customers.v1 import customers_pb2, customers_pb2_grpc
 from crm_customers.adapters.grpc_api import CustomersServicer
 from crm_customers.domain.tax_id import uscc_check_char
 from crm_customers.main import migrate
@@ -186,7 +186,7 @@ def unique() -> Callable[[], str]:
 def tax_id() -> Callable[[], str]:
     """A fresh, valid unified social credit code (GB 32100-2015 check digit)."""
     def make() -> str:
-        first17 = "91310000" + "".join(random.choice("0123456789") for _ in range(9))  # noqa: S311
+        first17 = "91310000" + "".join(random.choice("0123456789") for _ in range(9))
         return first17 + uscc_check_char(first17)
 
     return make

@@ -1,4 +1,4 @@
-# ruff: noqa: S310, S603, ASYNC210
+# ruff: noqa: ASYNC210
 """The launcher with real PostgreSQL and NATS and stand-in services (tests/standin.py).
 
 The tests share one data dir and run in file order, like a developer's day: first `up`, restart,
@@ -23,6 +23,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+
 from crm_devstack import demo
 from crm_devstack.config import load_suite
 from crm_devstack.keys import AUDIENCE, ISSUER, ensure_keys

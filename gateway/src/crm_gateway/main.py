@@ -6,16 +6,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import nats
 import uvicorn
-from crm.customers.v1 import customers_pb2_grpc
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware
 
+from crm.customers.v1 import customers_pb2_grpc
 from crm_gateway import middleware, problems
 from crm_gateway.idempotency import IdempotencyStore, open_store
 from crm_gateway.routes import customers
@@ -76,8 +78,22 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    app.openapi = lambda: _problems_as_problem_json(app)  # type: ignore[method-assign]
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app
+
+
+def _problems_as_problem_json(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents every response model as application/json; errors are problem+json."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if problems.PROBLEM_JSON in content and "application/json" in content:
+                    content[problems.PROBLEM_JSON] = content.pop("application/json")
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def cli() -> None:

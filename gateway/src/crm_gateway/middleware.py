@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_gateway.problems import problem
+from crm_gateway.problems import internal_error, problem
 from crmkit import metrics
 from crmkit.telemetry import current_trace_id
 
@@ -18,12 +18,13 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """Rejects bodies over the limit with 413, whether or not Content-Length was declared."""
+    """Rejects bodies over the limit with 413, whether or not Content-Length was declared.
+
+    The body is read, and counted, before the app runs and then handed to it whole: an
+    exception raised from `receive` mid-request would reach the app's body parsing (FastAPI
+    turns it into a 400) or an exception group of a BaseHTTPMiddleware (a 500), not this class.
+    The limit bounds what is held in memory."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -37,27 +38,31 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send)
             return
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
+            if message["type"] == "http.disconnect":
+                return  # the client is gone; nobody to answer
+            chunk = message.get("body", b"")
+            received += len(chunk)
             if received > self.max_bytes:
-                raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except _TooLarge:
-            if not started:
                 await self._reject(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body, only a disconnect can come
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(413, f"the body is larger than {self.max_bytes} bytes", reason="PAYLOAD_TOO_LARGE",
@@ -76,7 +81,12 @@ async def content_type(request: Request, call_next: Callable[[Request], Awaitabl
 
 async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     started = time.perf_counter()
-    response = await call_next(request)
+    try:
+        response = await call_next(request)
+    except Exception:
+        # Answered here, not by Starlette's ServerErrorMiddleware (outside this middleware), so a
+        # 500 is counted in the metrics and carries X-Trace-Id like every other response.
+        response = internal_error(request)
     route = request.scope.get("route")
     template = getattr(route, "path", "unmatched")
     metrics.HTTP_REQUESTS.labels(template, request.method, str(response.status_code)).inc()

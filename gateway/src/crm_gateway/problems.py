@@ -14,7 +14,9 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from crmkit import errors
 from crmkit.grpc.status import from_rpc_error
@@ -42,6 +44,45 @@ _TITLES = {400: "Bad request", 401: "Authentication required", 403: "Forbidden",
            405: "Method not allowed", 409: "Conflict", 412: "Precondition failed", 413: "Payload too large",
            415: "Unsupported media type", 422: "Invalid request", 428: "Precondition required",
            429: "Too many requests", 500: "Internal error", 503: "Service unavailable", 504: "Gateway timeout"}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error is answered (docs/problems.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="Stable identifier of the problem, e.g. /problems/duplicate-tax-id")
+    title: str
+    status: int
+    detail: str = Field(description="What is wrong, for a person")
+    reason: str = Field(description="`type` as an UPPER_SNAKE code")
+    instance: str | None = None
+    errors: list[FieldError] | None = Field(None, description="Every field at fault")
+    trace_id: str = Field(description="Quote it to operators: it finds the request in logs and traces")
+
+
+def _documented(status: int, description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
+
+
+# What every /api operation may answer besides success, for the OpenAPI document.
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _documented(400, "Malformed request: not JSON, or a cursor this API did not issue"),
+    401: _documented(401, "Missing, expired or invalid access token"),
+    403: _documented(403, "Not allowed for this caller"),
+    404: _documented(404, "No such record within the caller's data scope"),
+    409: _documented(409, "Conflicts with existing data or a request in progress"),
+    412: _documented(412, "If-Match does not match the current ETag"),
+    413: _documented(413, "Body too large"),
+    415: _documented(415, "Body is not JSON"),
+    422: _documented(422, "A field is missing, unknown or breaks a rule; see `errors`"),
+    503: _documented(503, "A backing service is unavailable; nothing was changed"),
+}
 
 
 def status_of(error: errors.CrmError) -> int:
@@ -86,6 +127,12 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    return [method for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                   for route in request.app.router.routes)]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.CrmError)
     async def crm_error(request: Request, exc: errors.CrmError) -> JSONResponse:
@@ -112,11 +159,21 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         reason = {404: "ROUTE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route matching the path; a path served
+            # by several routes (GET and POST /customers) allows all of theirs.
+            headers = (headers or {}) | {"Allow": ", ".join(_allowed_methods(request))}
         return problem(exc.status_code, str(exc.detail), reason=reason, instance=request.url.path,
-                       headers=getattr(exc, "headers", None))
+                       headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem(500, "an internal error occurred; quote the trace id to support", reason="INTERNAL",
-                       instance=request.url.path)
+        return internal_error(request)
+
+
+def internal_error(request: Request) -> JSONResponse:
+    """The answer to a bug: logged with its traceback (call it from the `except` block)."""
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return problem(500, "an internal error occurred; quote the trace id to support", reason="INTERNAL",
+                   instance=request.url.path)

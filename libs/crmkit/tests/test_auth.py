@@ -9,6 +9,7 @@ import time
 
 import jwt
 import pytest
+
 from crmkit.auth import (
     DataScope,
     Principal,
@@ -76,12 +77,12 @@ def test_access_token_within_leeway_is_accepted() -> None:
 
 
 def test_access_token_wrong_audience() -> None:
-    with pytest.raises(Unauthenticated, match="(?i)audience"):
+    with pytest.raises(Unauthenticated, match=r"(?i)audience"):
         _verifier().verify(_issue(audience="someone-else"))
 
 
 def test_access_token_wrong_issuer() -> None:
-    with pytest.raises(Unauthenticated, match="(?i)issuer"):
+    with pytest.raises(Unauthenticated, match=r"(?i)issuer"):
         _verifier().verify(_issue(issuer="https://evil.example"))
 
 

@@ -1,4 +1,3 @@
-# ruff: noqa: S310
 """The embedded servers and the test fixtures built on them, against real PostgreSQL and NATS."""
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+
 from crmkit.embedded import EmbeddedNats, EmbeddedPostgres, run_admin_sql
 from crmkit.testing import servers
 from crmkit.testing.servers import (

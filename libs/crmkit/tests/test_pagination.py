@@ -7,6 +7,7 @@ import datetime as dt
 import json
 
 import pytest
+
 from crmkit.errors import InvalidArgument
 from crmkit.pagination import (
     DEFAULT_PAGE_SIZE,

@@ -4,11 +4,12 @@ the assignment rule."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import Column, MetaData, Table, Text, select
+from sqlalchemy.dialects import postgresql
+
 from crmkit.auth import DataScope, Principal
 from crmkit.scopes import may_assign, scope_clause
 from crmkit.testing.principals import ADMIN, DIRECTOR, EAST_MANAGER, EAST_REP, WEST_REP
-from sqlalchemy import Column, MetaData, Table, Text, select
-from sqlalchemy.dialects import postgresql
 
 records = Table("records", MetaData(), Column("owner_id", Text), Column("team_id", Text),
                 Column("department_path", Text))

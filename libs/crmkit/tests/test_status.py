@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
 from crmkit import errors
 from crmkit.grpc.status import STATUS_DETAILS_KEY, code_of, from_rpc_error, to_status_details
-from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 CASES: list[tuple[errors.CrmError, grpc.StatusCode]] = [
     (errors.InvalidArgument("name: must not be empty", metadata={"entity": "customer"},
@@ -32,7 +33,11 @@ def _rpc_error(code: grpc.StatusCode, message: str, details: bytes | None) -> gr
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details=message)
 
 
-@pytest.mark.parametrize(("error", "code"), CASES, ids=lambda c: type(c).__name__ if isinstance(c, errors.CrmError) else "")
+def _case_id(value: object) -> str:
+    return type(value).__name__ if isinstance(value, errors.CrmError) else ""
+
+
+@pytest.mark.parametrize(("error", "code"), CASES, ids=_case_id)
 def test_round_trip(error: errors.CrmError, code: grpc.StatusCode) -> None:
     status_code, details = to_status_details(error)
     assert status_code == code == code_of(error)

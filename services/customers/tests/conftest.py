@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from crm.customers.v1 import events_pb2
 from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm.customers.v1 import events_pb2
 from crm_customers.main import migrate
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork, create_engine, session_factory
@@ -74,7 +74,7 @@ def counts(sessions) -> Callable[[], Awaitable[dict[str, int]]]:
         async with sessions() as s:
             result = {}
             for table in ("customers", "customer_tags", "contacts", "follow_ups", "industries", "outbox"):
-                result[table] = int(await s.scalar(text(f"SELECT count(*) FROM {table}")))  # noqa: S608
+                result[table] = int(await s.scalar(text(f"SELECT count(*) FROM {table}")))
             result["live_customers"] = int(await s.scalar(
                 text("SELECT count(*) FROM customers WHERE deleted_at IS NULL")))
             return result

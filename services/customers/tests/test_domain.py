@@ -1,5 +1,6 @@
 """Pure unit tests of the customers domain (R-CUS-01/02/04/05, R-UX-01): no database, no I/O."""
 
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,7 +28,7 @@ from crm_customers.domain.model import (
     normalise_follow_up,
 )
 from crm_customers.domain.tax_id import foreign_tax_id_problem, uscc_check_char, uscc_problem
-from crm_customers.domain.text import clean
+from crm_customers.domain.text import clean, strip_controls
 from crmkit.errors import FieldViolation, InvalidArgument
 
 # GB 32100-2015, written out again here so the test does not trust the code under test.
@@ -130,6 +131,16 @@ class TestCustomerNormalisation:
     def test_clean_is_nfkc_and_collapses_whitespace(self) -> None:
         assert clean("\u3000１２３\u00a0ａｂｃ  ") == "123 abc"
         assert clean("上海\n\n医疗 器械") == "上海 医疗 器械"
+
+    def test_control_characters_dropped(self) -> None:
+        # PostgreSQL rejects NUL in text: left in, it would be a server error instead of a cleanup.
+        assert clean("Ac\x00me\x07 \x1b[31mCo\x7f") == "Acme [31mCo"
+        assert strip_controls("line 1\r\n\tline\x00 2\x0b") == "line 1\r\n\tline 2"
+        c = normalise_customer(customer(name="A\x00B", industry=" metals\x00", owner_id=" rep-east\x00",
+                                        team_id=" east "))
+        assert (c.name, c.industry, c.owner_id, c.team_id) == ("AB", "metals", "rep-east", "east")
+        f = normalise_follow_up(follow_up(content=" a\x00\n b "), NOW)
+        assert f.content == "a\n b"
 
     def test_domestic_tax_id_cleaned_upper_cased_and_spaces_removed(self) -> None:
         messy = "９１３５ ０１００ m000 100y43"
@@ -294,7 +305,7 @@ class TestContacts:
         assert "'12345' is not a valid phone number" == violations(exc)["phones[1]"]
 
     def test_at_most_ten_phones(self) -> None:
-        eleven = tuple(f"1380013800{i}" for i in range(10)) + ("13900139000",)
+        eleven = (*(f"1380013800{i}" for i in range(10)), "13900139000")
         with pytest.raises(InvalidArgument) as exc:
             normalise_contact(contact(phones=eleven))
         assert set(violations(exc)) == {"phones"}

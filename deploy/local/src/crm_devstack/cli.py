@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from crmkit.auth.principal import DataScope
-from crmkit.embedded import ServerStartError
-
 from crm_devstack.keys import DEFAULT_TTL_SECONDS, ensure_keys, issue_token
 from crm_devstack.suite import DEFAULT_DATA_DIR, MARKER, Suite, SuiteError, reset
+from crmkit.auth.principal import DataScope
+from crmkit.embedded import ServerStartError
 
 DEMO_USER = "alice"
 

@@ -24,11 +24,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
-from crmkit.embedded import EmbeddedNats, EmbeddedPostgres, ServerStartError, wait_until
-
 from crm_devstack.config import ServiceSpec, SuiteConfig, load_suite, resolve_command
 from crm_devstack.keys import AUDIENCE, ISSUER, DevKeys, ensure_keys, issue_token
 from crm_devstack.supervisor import Child, Output, run_to_end
+from crmkit.embedded import EmbeddedNats, EmbeddedPostgres, ServerStartError, wait_until
 
 DEFAULT_DATA_DIR = ".crm/dev"
 MARKER = ".crm-devstack"

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC
 from typing import Any
+from uuid import UUID
 
-from crm.common.v1 import lifecycle_pb2
-from crm.customers.v1 import customers_pb2 as pb
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.json_format import MessageToDict
 
+from crm.common.v1 import lifecycle_pb2
+from crm.customers.v1 import customers_pb2 as pb
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated
 from crm_gateway.etags import etag_of, expected_version
+from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import customer_schemas as s
 
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["customers"],
-                   dependencies=[Depends(authenticated)])
+                   dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
 _IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
 _IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
@@ -117,18 +119,18 @@ async def list_customers(
 
 
 @router.get("/customers/{customer_id}", response_model=s.Customer, summary="Read a customer")
-async def get_customer(customer_id: str, request: Request, caller: Caller = Depends(authenticated)) -> Response:
-    reply = await _stub(request).GetCustomer(pb.GetCustomerRequest(id=customer_id), metadata=caller.metadata)
+async def get_customer(customer_id: UUID, request: Request, caller: Caller = Depends(authenticated)) -> Response:
+    reply = await _stub(request).GetCustomer(pb.GetCustomerRequest(id=str(customer_id)), metadata=caller.metadata)
     customer = _customer_json(reply.customer)
     return _json(customer, headers={"ETag": etag_of(customer.version)})
 
 
 @router.patch("/customers/{customer_id}", response_model=s.Customer, summary="Change a customer (merge patch)")
-async def update_customer(customer_id: str, body: s.CustomerPatch, request: Request,
+async def update_customer(customer_id: UUID, body: s.CustomerPatch, request: Request,
                           caller: Caller = Depends(authenticated), if_match: str | None = _IF_MATCH) -> Response:
     fields = body.model_dump(exclude_unset=True)
     message = _customer_pb({k: v for k, v in fields.items() if v is not None})
-    message.id = customer_id
+    message.id = str(customer_id)
     reply = await _stub(request).UpdateCustomer(pb.UpdateCustomerRequest(
         customer=message, update_mask=FieldMask(paths=sorted(fields)), expected_version=expected_version(if_match)),
         metadata=caller.metadata)
@@ -137,10 +139,10 @@ async def update_customer(customer_id: str, body: s.CustomerPatch, request: Requ
 
 
 @router.delete("/customers/{customer_id}", status_code=204, summary="Delete a customer")
-async def delete_customer(customer_id: str, request: Request, caller: Caller = Depends(authenticated),
+async def delete_customer(customer_id: UUID, request: Request, caller: Caller = Depends(authenticated),
                           if_match: str | None = _IF_MATCH) -> Response:
     await _stub(request).DeleteCustomer(
-        pb.DeleteCustomerRequest(id=customer_id, expected_version=expected_version(if_match)),
+        pb.DeleteCustomerRequest(id=str(customer_id), expected_version=expected_version(if_match)),
         metadata=caller.metadata)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -149,10 +151,10 @@ async def delete_customer(customer_id: str, request: Request, caller: Caller = D
 
 @router.post("/customers/{customer_id}/contacts", status_code=201, response_model=s.Contact,
              summary="Add a contact")
-async def add_contact(customer_id: str, body: s.ContactFields, request: Request,
+async def add_contact(customer_id: UUID, body: s.ContactFields, request: Request,
                       caller: Caller = Depends(authenticated), idempotency_key: str | None = _IDEMPOTENCY) -> Response:
     reply = await _stub(request).AddContact(
-        pb.AddContactRequest(customer_id=customer_id, contact=pb.Contact(**body.model_dump())),
+        pb.AddContactRequest(customer_id=str(customer_id), contact=pb.Contact(**body.model_dump())),
         metadata=caller.metadata)
     contact = _contact_json(reply.contact)
     return _json(contact, 201, {"ETag": etag_of(contact.version),
@@ -160,18 +162,18 @@ async def add_contact(customer_id: str, body: s.ContactFields, request: Request,
 
 
 @router.get("/customers/{customer_id}/contacts", response_model=s.ContactList, summary="List contacts")
-async def list_contacts(customer_id: str, request: Request, caller: Caller = Depends(authenticated)) -> Response:
-    reply = await _stub(request).ListContacts(pb.ListContactsRequest(customer_id=customer_id),
+async def list_contacts(customer_id: UUID, request: Request, caller: Caller = Depends(authenticated)) -> Response:
+    reply = await _stub(request).ListContacts(pb.ListContactsRequest(customer_id=str(customer_id)),
                                               metadata=caller.metadata)
     return _json(s.ContactList(items=[_contact_json(c) for c in reply.contacts]))
 
 
 @router.patch("/customers/{customer_id}/contacts/{contact_id}", response_model=s.Contact,
               summary="Change a contact (merge patch)")
-async def update_contact(customer_id: str, contact_id: str, body: s.ContactPatch, request: Request,
+async def update_contact(customer_id: UUID, contact_id: UUID, body: s.ContactPatch, request: Request,
                          caller: Caller = Depends(authenticated), if_match: str | None = _IF_MATCH) -> Response:
     fields = body.model_dump(exclude_unset=True)
-    message = pb.Contact(id=contact_id, customer_id=customer_id,
+    message = pb.Contact(id=str(contact_id), customer_id=str(customer_id),
                          **{k: v for k, v in fields.items() if v is not None})
     reply = await _stub(request).UpdateContact(pb.UpdateContactRequest(
         contact=message, update_mask=FieldMask(paths=sorted(fields)), expected_version=expected_version(if_match)),
@@ -181,10 +183,10 @@ async def update_contact(customer_id: str, contact_id: str, body: s.ContactPatch
 
 
 @router.delete("/customers/{customer_id}/contacts/{contact_id}", status_code=204, summary="Remove a contact")
-async def remove_contact(customer_id: str, contact_id: str, request: Request,
+async def remove_contact(customer_id: UUID, contact_id: UUID, request: Request,
                          caller: Caller = Depends(authenticated)) -> Response:
-    await _stub(request).RemoveContact(pb.RemoveContactRequest(customer_id=customer_id, contact_id=contact_id),
-                                       metadata=caller.metadata)
+    await _stub(request).RemoveContact(
+        pb.RemoveContactRequest(customer_id=str(customer_id), contact_id=str(contact_id)), metadata=caller.metadata)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -192,24 +194,25 @@ async def remove_contact(customer_id: str, contact_id: str, request: Request,
 
 @router.post("/customers/{customer_id}/follow-ups", status_code=201, response_model=s.FollowUp,
              summary="Record a follow-up on the customer's timeline")
-async def record_follow_up(customer_id: str, body: s.FollowUpCreate, request: Request,
+async def record_follow_up(customer_id: UUID, body: s.FollowUpCreate, request: Request,
                            caller: Caller = Depends(authenticated),
                            idempotency_key: str | None = _IDEMPOTENCY) -> Response:
     message = pb.FollowUp(kind=pb.FollowUpKind.Value(_enum("FOLLOW_UP_KIND", body.kind)), summary=body.summary,
                           content=body.content, key_facts=body.key_facts, contact_id=body.contact_id)
     if body.occurred_at is not None:
         message.occur_time.FromDatetime(body.occurred_at)
-    reply = await _stub(request).RecordFollowUp(pb.RecordFollowUpRequest(customer_id=customer_id, follow_up=message),
-                                                metadata=caller.metadata)
+    reply = await _stub(request).RecordFollowUp(
+        pb.RecordFollowUpRequest(customer_id=str(customer_id), follow_up=message), metadata=caller.metadata)
     return _json(_follow_up_json(reply.follow_up), 201)
 
 
 @router.get("/customers/{customer_id}/follow-ups", response_model=s.FollowUpPage,
             summary="The customer's timeline, newest first")
-async def list_follow_ups(customer_id: str, request: Request, caller: Caller = Depends(authenticated),
+async def list_follow_ups(customer_id: UUID, request: Request, caller: Caller = Depends(authenticated),
                           limit: int = Query(50, ge=1, le=200), cursor: str = Query("", max_length=2000)) -> Response:
     reply = await _stub(request).ListFollowUps(
-        pb.ListFollowUpsRequest(customer_id=customer_id, page_size=limit, page_token=cursor), metadata=caller.metadata)
+        pb.ListFollowUpsRequest(customer_id=str(customer_id), page_size=limit, page_token=cursor),
+        metadata=caller.metadata)
     return _json(s.FollowUpPage(items=[_follow_up_json(f) for f in reply.follow_ups],
                                 next_cursor=reply.next_page_token or None))
 

@@ -15,6 +15,7 @@ from crmkit.events.envelope import build_headers, subject_of
 from crmkit.ids import new_id
 from crmkit.outbox.schema import OUTBOX_CHANNEL, OUTBOX_LOCK_KEY, outbox
 
+
 # Pool sizing is per process; a service's replicas multiply it, so keep it modest.
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,

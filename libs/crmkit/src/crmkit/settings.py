@@ -6,7 +6,7 @@ Kubernetes, only the environment differs.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,7 +16,8 @@ class CommonSettings(BaseSettings):
     environment: str = "dev"
     log_level: str = "INFO"
     nats_url: str = "nats://127.0.0.1:4222"
-    otlp_endpoint: str | None = Field(default=None, description="OTLP/gRPC collector; traces are exported only when set")
+    # OTLP/gRPC collector; spans are recorded always but exported only when it is set.
+    otlp_endpoint: str | None = None
 
 
 class ServiceSettings(CommonSettings):
@@ -25,7 +26,8 @@ class ServiceSettings(CommonSettings):
     grpc_host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own interface
     grpc_port: int = 50051
     metrics_port: int = 9090
-    principal_public_key: SecretStr = Field(description="PEM of the gateway's principal-signing key; several may be concatenated during rotation")
+    # PEM of the gateway's principal-signing key; concatenate several while it rotates.
+    principal_public_key: SecretStr
     stream_replicas: int = 1
     outbox_retention_days: int = 7
     consumer_max_deliver: int = 5

@@ -63,7 +63,7 @@ def upgrade() -> None:
         sa.Column("tag", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("customer_id", "tag"),
     )
-    op.create_index("customer_tags_tag", "customer_tags", ["tag"])
+    op.create_index("customer_tags_tag", "customer_tags", [sa.text("lower(tag)")])
     op.create_table(
         "contacts",
         sa.Column("id", sa.Uuid, primary_key=True),

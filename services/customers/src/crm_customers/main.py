@@ -7,7 +7,6 @@ import asyncio
 from pathlib import Path
 
 from crm.customers.v1 import customers_pb2, customers_pb2_grpc
-
 from crm_customers.adapters.grpc_api import CustomersServicer
 from crmkit import migrations, service
 from crmkit.settings import ServiceSettings

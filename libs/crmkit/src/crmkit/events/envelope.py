@@ -10,9 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TypeVar
 
-from crm.common.v1 import options_pb2
 from google.protobuf.message import Message
 
+from crm.common.v1 import options_pb2
 from crmkit.telemetry import inject_context
 
 M = TypeVar("M", bound=Message)

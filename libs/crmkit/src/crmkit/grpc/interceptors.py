@@ -26,12 +26,19 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         self._service = service
         self._verifier = verifier
 
-    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+    async def intercept_service(self,
+                                continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
                                 details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
         method = details.method
-        if handler is None or handler.unary_unary is None or method.startswith(_PUBLIC_PREFIXES):
+        if handler is None or method.startswith(_PUBLIC_PREFIXES):
             return handler
+        if handler.unary_unary is None:
+            # Streaming calls would bypass the principal check below: refuse them until the
+            # interceptor wraps them too.
+            return grpc.unary_stream_rpc_method_handler(_refuse_streaming) if handler.unary_stream \
+                else grpc.stream_unary_rpc_method_handler(_refuse_streaming) if handler.stream_unary \
+                else grpc.stream_stream_rpc_method_handler(_refuse_streaming)
         inner = handler.unary_unary
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -49,6 +56,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
                 raise
+            except NotImplementedError:
+                # the generated base servicer's answer for a method the service does not serve yet
+                code = grpc.StatusCode.UNIMPLEMENTED
+                await context.abort(code, f"{method} is not implemented")
             except Exception:
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error", extra={"method": method})
@@ -69,3 +80,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             if key == PRINCIPAL_METADATA_KEY:
                 return self._verifier.verify(value)
         raise Unauthenticated("the call carries no signed principal")
+
+
+async def _refuse_streaming(request: Any, context: grpc.aio.ServicerContext) -> None:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "streaming methods are not served yet")

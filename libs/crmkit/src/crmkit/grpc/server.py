@@ -18,7 +18,10 @@ class GrpcServer:
         self.server = grpc.aio.server(
             interceptors=[aio_server_interceptor(), ServerInterceptor(service, verifier)],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                     # Clients reconnect now and then, so replicas the autoscaler adds get traffic.
+                     ("grpc.max_connection_age_ms", 300_000),
+                     ("grpc.max_connection_age_grace_ms", 30_000)])
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = [health.SERVICE_NAME, reflection.SERVICE_NAME]

@@ -51,10 +51,11 @@ class OutboxRelay:
     async def _run_as_leader(self) -> None:
         conn = await asyncpg.connect(self._dsn)
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LEADER_KEY):
-                await asyncio.sleep(2.0)  # another replica relays; stand by
+            # Another replica may be relaying; poll for its lock.
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LEADER_KEY):  # noqa: ASYNC110
+                await asyncio.sleep(2.0)
             await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
-            last_purge = 0.0
+            last_purge = -_PURGE_EVERY_SECONDS  # purge once on taking over, whatever the clock
             loop = asyncio.get_running_loop()
             while True:
                 self._wake.clear()
@@ -76,12 +77,13 @@ class OutboxRelay:
             self._batch)
         await self._report_backlog(conn)
         for row in rows:
-            await self._publish(row["subject"], row["payload"], _headers(row["headers"]))
+            await self._publish(conn, row["subject"], row["payload"], _headers(row["headers"]))
             await conn.execute("UPDATE outbox SET published_at = now() WHERE id = $1", row["id"])
             metrics.OUTBOX_PUBLISHED.labels(self._service).inc()
         return len(rows)
 
-    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
+    async def _publish(self, conn: asyncpg.Connection, subject: str, payload: bytes,
+                       headers: dict[str, str]) -> None:
         def count_failure(state: object) -> None:
             metrics.OUTBOX_PUBLISH_FAILURES.labels(self._service).inc()
             log.warning("publish failed; retrying", extra={"subject": subject, "event_id": headers.get("ce-id")})
@@ -90,6 +92,9 @@ class OutboxRelay:
             wait=wait_exponential(multiplier=0.1, max=30), retry=retry_if_exception_type(Exception),
             before_sleep=count_failure, reraise=True,
         ):
+            if attempt.retry_state.attempt_number > 1:
+                # While NATS is away the backlog grows: keep the gauges alerts watch current.
+                await self._report_backlog(conn)
             with attempt:
                 await self._js.publish(subject, payload, headers=headers, timeout=5.0)
 

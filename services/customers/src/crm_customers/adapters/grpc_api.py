@@ -6,10 +6,10 @@ import datetime as dt
 from typing import Any
 
 import grpc
-from crm.customers.v1 import customers_pb2 as pb
-from crm.customers.v1 import customers_pb2_grpc as pb_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm.customers.v1 import customers_pb2 as pb
+from crm.customers.v1 import customers_pb2_grpc as pb_grpc
 from crm_customers.app import use_cases
 from crm_customers.app.messages import (
     contact_fields_from_pb,
@@ -67,7 +67,8 @@ class CustomersServicer(pb_grpc.CustomersServiceServicer):
 
     async def AddContact(self, request: pb.AddContactRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
-            contact = await use_cases.add_contact(uow, current_principal(), parse_id(request.customer_id, "customer_id"),
+            contact = await use_cases.add_contact(uow, current_principal(),
+                                                  parse_id(request.customer_id, "customer_id"),
                                                   contact_fields_from_pb(request.contact))
         return pb.AddContactResponse(contact=contact_to_pb(contact))
 
@@ -113,9 +114,9 @@ class CustomersServicer(pb_grpc.CustomersServiceServicer):
     async def CreateIndustry(self, request: pb.CreateIndustryRequest, context: grpc.aio.ServicerContext) -> Any:
         i = request.industry
         async with self._uow() as uow:
-            await use_cases.create_industry(uow, current_principal(), i.code, i.name, i.name_zh)
-        return pb.CreateIndustryResponse(industry=pb.Industry(code=i.code.strip().lower(), name=i.name.strip(),
-                                                              name_zh=i.name_zh.strip()))
+            code, name, name_zh = await use_cases.create_industry(uow, current_principal(), i.code, i.name,
+                                                                  i.name_zh)
+        return pb.CreateIndustryResponse(industry=pb.Industry(code=code, name=name, name_zh=name_zh))
 
     async def ListTags(self, request: pb.ListTagsRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:

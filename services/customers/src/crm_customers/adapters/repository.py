@@ -127,7 +127,7 @@ class CustomerRepository:
             query = query.where(customers.c.team_id == team_id)
         if tag:
             query = query.where(exists().where(customer_tags.c.customer_id == customers.c.id,
-                                               customer_tags.c.tag == tag))
+                                               func.lower(customer_tags.c.tag) == tag.lower()))
         if after is not None:
             key = tuple_(column, customers.c.id)
             bound = tuple_(*_cursor_key(after, _sort_parser(sort)))
@@ -139,9 +139,11 @@ class CustomerRepository:
 
     async def tag_usage(self, principal: Principal) -> list[tuple[str, int]]:
         rows = await self.session.execute(
-            select(customer_tags.c.tag, func.count()).join(customers, customers.c.id == customer_tags.c.customer_id)
-            .where(in_scope(principal)).group_by(customer_tags.c.tag)
-            .order_by(func.count().desc(), customer_tags.c.tag))
+            # Tags compare without case (R-CUS-04), so "VIP" and "vip" are one tag.
+            select(func.min(customer_tags.c.tag), func.count())
+            .join(customers, customers.c.id == customer_tags.c.customer_id)
+            .where(in_scope(principal)).group_by(func.lower(customer_tags.c.tag))
+            .order_by(func.count().desc(), func.min(customer_tags.c.tag)))
         return [(r[0], r[1]) for r in rows]
 
     async def _tags_of(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
@@ -215,7 +217,7 @@ def _sort_parser(sort: str) -> Any:
 
 def _cursor_key(values: list[Any], parse: Any) -> tuple[Any, uuid.UUID]:
     try:
-        if len(values) != 2 or not isinstance(values[0], str):
+        if len(values) != 2 or not isinstance(values[0], str) or "\x00" in values[0]:
             raise ValueError
         return parse(values[0]), uuid.UUID(values[1])
     except (ValueError, TypeError, AttributeError):

@@ -65,7 +65,7 @@ customer_tags = Table(
     Column("customer_id", Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
     Column("tag", Text, nullable=False),
     PrimaryKeyConstraint("customer_id", "tag"),
-    Index("customer_tags_tag", "tag"),
+    Index("customer_tags_tag", func.lower(Column("tag", Text))),
 )
 
 contacts = Table(

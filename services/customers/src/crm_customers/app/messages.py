@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.common.v1 import lifecycle_pb2
 from crm.customers.v1 import customers_pb2 as pb
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from crm_customers.domain.model import (
     Address,
     AddressKind,
@@ -37,6 +38,15 @@ def _enum_in(enum_cls: type, prefix: str, name: str, field: str, default: object
         raise InvalidArgument.of(field, f"unknown value {name!r}") from None
 
 
+def _name(enum_type: Any, number: int) -> str:
+    """The value's name, or its number when this build does not know it (open proto3 enums), which
+    `_enum_in` then rejects as a client error rather than failing the call."""
+    try:
+        return str(enum_type.Name(number))
+    except ValueError:
+        return str(number)
+
+
 def timestamp(value: dt.datetime | None) -> Timestamp | None:
     if value is None:
         return None
@@ -63,15 +73,15 @@ def customer_fields_from_pb(m: pb.Customer) -> dict[str, object]:
     """The client-settable fields of a Customer message, as domain values."""
     return {
         "name": m.name, "tax_id": m.tax_id, "industry": m.industry, "region": m.region,
-        "origin": _enum_in(Origin, "ORIGIN", pb.Origin.Name(m.origin), "origin", Origin.DOMESTIC),
-        "status": _enum_in(CustomerStatus, "CUSTOMER_STATUS", pb.CustomerStatus.Name(m.status), "status",
+        "origin": _enum_in(Origin, "ORIGIN", _name(pb.Origin, m.origin), "origin", Origin.DOMESTIC),
+        "status": _enum_in(CustomerStatus, "CUSTOMER_STATUS", _name(pb.CustomerStatus, m.status), "status",
                            CustomerStatus.ACTIVE),
         "lifecycle_stage": _enum_in(LifecycleStage, "LIFECYCLE_STAGE",
-                                    lifecycle_pb2.LifecycleStage.Name(m.lifecycle_stage), "lifecycle_stage",
+                                    _name(lifecycle_pb2.LifecycleStage, m.lifecycle_stage), "lifecycle_stage",
                                     LifecycleStage.PROSPECT),
         "owner_id": m.owner_id, "team_id": m.team_id, "tags": tuple(m.tags),
         "addresses": tuple(
-            Address(kind=_enum_in(AddressKind, "ADDRESS_KIND", pb.AddressKind.Name(a.kind),  # type: ignore[arg-type]
+            Address(kind=_enum_in(AddressKind, "ADDRESS_KIND", _name(pb.AddressKind, a.kind),  # type: ignore[arg-type]
                                   f"addresses[{i}].kind", AddressKind.OFFICE),
                     line=a.line, city=a.city, province=a.province, country=a.country, postal_code=a.postal_code)
             for i, a in enumerate(m.addresses)),
@@ -102,9 +112,16 @@ def follow_up_fields_from_pb(m: pb.FollowUp, now: dt.datetime) -> dict[str, obje
     if m.kind == pb.FOLLOW_UP_KIND_UNSPECIFIED:
         raise InvalidArgument.of("kind", "is required: call, visit, email, wechat, meeting or other")
     contact_id: uuid.UUID | None = parse_id(m.contact_id, "contact_id") if m.contact_id else None
+    occurred_at = now
+    if m.HasField("occur_time"):
+        try:
+            occurred_at = m.occur_time.ToDatetime(dt.UTC)
+        except ValueError:  # outside years 1-9999
+            # The domain's name for the field, so both of its violations carry the same path.
+            raise InvalidArgument.of("occurred_at", "is not a valid timestamp") from None
     return {
-        "kind": _enum_in(FollowUpKind, "FOLLOW_UP_KIND", pb.FollowUpKind.Name(m.kind), "kind", FollowUpKind.OTHER),
+        "kind": _enum_in(FollowUpKind, "FOLLOW_UP_KIND", _name(pb.FollowUpKind, m.kind), "kind", FollowUpKind.OTHER),
         # R-UX-01: a follow-up typed in right after a call defaults to now.
-        "occurred_at": m.occur_time.ToDatetime(dt.UTC) if m.HasField("occur_time") else now,
+        "occurred_at": occurred_at,
         "summary": m.summary, "content": m.content, "key_facts": tuple(m.key_facts), "contact_id": contact_id,
     }

@@ -8,9 +8,9 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from crm.customers.v1 import events_pb2 as ev
 from sqlalchemy.exc import IntegrityError
 
+from crm.customers.v1 import events_pb2 as ev
 from crm_customers.adapters.repository import SORTS, CustomerRepository, sort_key
 from crm_customers.app.messages import contact_to_pb, customer_to_pb, follow_up_to_pb
 from crm_customers.domain.model import (
@@ -25,6 +25,7 @@ from crm_customers.domain.model import (
     normalise_customer,
     normalise_follow_up,
 )
+from crm_customers.domain.text import clean
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
 from crmkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, StaleVersion
@@ -108,8 +109,6 @@ async def update_customer(uow: UnitOfWork, principal: Principal, customer_id: uu
     unknown = sorted(set(mask) - UPDATABLE_FIELDS)
     if unknown:
         raise InvalidArgument.of("update_mask", f"cannot update {', '.join(unknown)}")
-    if not mask:
-        raise InvalidArgument.of("update_mask", "names no field to update")
     repo = CustomerRepository(uow.session)
     before = await _customer_in_scope(repo, principal, customer_id, for_update=True)
     _check_version(expected_version, before.version, "the customer")
@@ -155,6 +154,8 @@ async def list_customers(uow: UnitOfWork, principal: Principal, *, page_token: s
     size = page_size(limit)
     sort_name = ("-" if descending else "") + sort
     cursor = decode_cursor(page_token, sort_name)
+    # Filters are cleaned like the values they match (a full-width search finds the folded name).
+    filters = {key: clean(value) for key, value in filters.items()}
     items = await CustomerRepository(uow.session).list(
         principal, sort=sort, descending=descending, after=cursor.values if cursor else None, limit=size + 1,
         **filters)
@@ -170,17 +171,20 @@ async def list_industries(uow: UnitOfWork) -> list[tuple[str, str, str]]:
     return await CustomerRepository(uow.session).list_industries()
 
 
-async def create_industry(uow: UnitOfWork, principal: Principal, code: str, name: str, name_zh: str) -> None:
+async def create_industry(uow: UnitOfWork, principal: Principal, code: str, name: str,
+                          name_zh: str) -> tuple[str, str, str]:
     if "admin" not in principal.roles:
         raise PermissionDenied("only administrators extend the industry list")
     code = code.strip().lower()
     if not code.replace("_", "").isalnum() or not code.isascii() or len(code) > 50:
         raise InvalidArgument.of("code", "must be 1-50 lowercase ASCII letters, digits or _")
-    if not name.strip():
+    name, name_zh = clean(name), clean(name_zh)
+    if not name:
         raise InvalidArgument.of("name", "is required")
-    if not await CustomerRepository(uow.session).add_industry(code, name.strip(), name_zh.strip()):
+    if not await CustomerRepository(uow.session).add_industry(code, name, name_zh):
         raise AlreadyExists(f"industry {code!r} already exists", reason="DUPLICATE_INDUSTRY")
     await uow.commit()
+    return code, name, name_zh
 
 
 # Contacts ----------------------------------------------------------------------------------
@@ -205,8 +209,8 @@ async def _contact_of(repo: CustomerRepository, customer_id: uuid.UUID, contact_
 async def update_contact(uow: UnitOfWork, principal: Principal, customer_id: uuid.UUID, contact_id: uuid.UUID,
                          fields: dict[str, Any], mask: list[str], expected_version: int) -> Contact:
     unknown = sorted(set(mask) - CONTACT_UPDATABLE_FIELDS)
-    if unknown or not mask:
-        raise InvalidArgument.of("update_mask", f"cannot update {', '.join(unknown)}" if unknown else "is empty")
+    if unknown:
+        raise InvalidArgument.of("update_mask", f"cannot update {', '.join(unknown)}")
     repo = CustomerRepository(uow.session)
     await _customer_in_scope(repo, principal, customer_id)
     before = await _contact_of(repo, customer_id, contact_id)

@@ -16,7 +16,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from crm_customers.domain.tax_id import foreign_tax_id_problem, uscc_problem
-from crm_customers.domain.text import clean
+from crm_customers.domain.text import clean, strip_controls
 from crmkit.errors import FieldViolation, InvalidArgument
 
 
@@ -139,11 +139,12 @@ def normalise_customer(customer: Customer) -> Customer:
     if len(customer.addresses) > MAX_ADDRESSES:
         problems.add("addresses", f"at most {MAX_ADDRESSES} addresses")
     addresses = tuple(_normalise_address(a, i, problems) for i, a in enumerate(customer.addresses))
-    if not customer.owner_id:
+    owner_id = clean(customer.owner_id)
+    if not owner_id:
         problems.add("owner_id", "is required")
     problems.raise_if_any("the customer")
-    return replace(customer, name=name, tax_id=tax_id, region=region, industry=customer.industry.strip(),
-                   tags=tags, addresses=addresses)
+    return replace(customer, name=name, tax_id=tax_id, region=region, industry=clean(customer.industry),
+                   tags=tags, addresses=addresses, owner_id=owner_id, team_id=clean(customer.team_id))
 
 
 def normalise_tags(tags: tuple[str, ...], problems: _Problems) -> tuple[str, ...]:
@@ -256,7 +257,7 @@ def normalise_follow_up(follow_up: FollowUp, now: dt.datetime) -> FollowUp:
         problems.add("summary", "is required")
     elif len(summary) > 500:
         problems.add("summary", "must be at most 500 characters")
-    content = follow_up.content.strip()
+    content = strip_controls(follow_up.content).strip()
     if len(content) > 20_000:
         problems.add("content", "must be at most 20000 characters")
     if follow_up.occurred_at > now + MAX_CLOCK_SKEW:

@@ -1,0 +1,247 @@
+"""The customers servicer behind a real gRPC server, called with a signed principal: protobuf in and
+out, errors as status codes with ErrorInfo and BadRequest details (ARCHITECTURE.md, "Errors")."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from crm.common.v1 import lifecycle_pb2
+from crm.customers.v1 import customers_pb2 as pb
+from crm.customers.v1 import customers_pb2_grpc as pb_grpc
+from crm_customers.adapters.grpc_api import CustomersServicer
+from crmkit.auth import PRINCIPAL_METADATA_KEY, Principal, PrincipalSigner, PrincipalVerifier
+from crmkit.auth.keys import generate_keypair
+from crmkit.errors import AlreadyExists, InvalidArgument, NotFound, StaleVersion, Unauthenticated
+from crmkit.grpc.client import channel
+from crmkit.grpc.server import GrpcServer
+from crmkit.grpc.status import from_rpc_error
+from crmkit.testing.principals import ADMIN, EAST_REP, WEST_REP
+
+pytestmark = pytest.mark.integration
+
+TAX = "91350100M000100Y43"
+KEYS = generate_keypair()
+SIGNER = PrincipalSigner(KEYS.private_pem)
+
+
+@pytest.fixture
+async def target(sessions) -> AsyncIterator[str]:
+    server = GrpcServer("customers", PrincipalVerifier(KEYS.public_pem))
+    server.add(pb_grpc.add_CustomersServiceServicer_to_server, CustomersServicer(sessions),
+               pb.DESCRIPTOR.services_by_name["CustomersService"].full_name)
+    port = await server.start("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+@pytest.fixture
+async def stub_for(target) -> AsyncIterator[Callable[[Principal], pb_grpc.CustomersServiceStub]]:
+    channels: list[grpc.aio.Channel] = []
+
+    def make(principal: Principal) -> pb_grpc.CustomersServiceStub:
+        ch = channel(target, lambda: SIGNER.sign(principal))
+        channels.append(ch)
+        return pb_grpc.CustomersServiceStub(ch)
+
+    yield make
+    for ch in channels:
+        await ch.close()
+
+
+@pytest.fixture
+def stub(stub_for) -> pb_grpc.CustomersServiceStub:
+    return stub_for(EAST_REP)
+
+
+async def rpc_error(call) -> tuple[grpc.StatusCode, object]:
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await call
+    return exc.value.code(), from_rpc_error(exc.value)
+
+
+async def test_create_get_list_update_delete_round_trip(stub) -> None:
+    created = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(
+        name=" Fuzhou Medical ", tax_id=TAX.lower(), industry="medical_devices", tags=["vip", "Export"],
+        origin=pb.ORIGIN_DOMESTIC,
+        addresses=[pb.Address(kind=pb.ADDRESS_KIND_REGISTERED, line="1 Gutian Rd", country="cn")],
+    )))).customer
+    assert created.name == "Fuzhou Medical" and created.tax_id == TAX
+    assert (created.owner_id, created.team_id, created.department_path) == ("rep-east", "east", "/sales/east/")
+    assert created.lifecycle_stage == lifecycle_pb2.LIFECYCLE_STAGE_PROSPECT
+    assert created.status == pb.CUSTOMER_STATUS_ACTIVE
+    assert list(created.tags) == ["Export", "vip"] and created.addresses[0].country == "CN"
+    assert created.version == 1 and created.HasField("create_time") and created.created_by == "rep-east"
+
+    got = (await stub.GetCustomer(pb.GetCustomerRequest(id=created.id))).customer
+    assert got == created
+
+    second = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="Xiamen")))).customer
+    page1 = await stub.ListCustomers(pb.ListCustomersRequest(page_size=1, order_by="name"))
+    assert [c.id for c in page1.customers] == [created.id] and page1.next_page_token
+    page2 = await stub.ListCustomers(pb.ListCustomersRequest(page_size=1, order_by="name",
+                                                             page_token=page1.next_page_token))
+    assert [c.id for c in page2.customers] == [second.id] and page2.next_page_token == ""
+    filtered = await stub.ListCustomers(pb.ListCustomersRequest(name_contains="MEDICAL", tag="vip"))
+    assert [c.id for c in filtered.customers] == [created.id]
+
+    updated = (await stub.UpdateCustomer(pb.UpdateCustomerRequest(
+        customer=pb.Customer(id=created.id, name="Fuzhou Medical Ltd", region="ignored"),
+        update_mask=FieldMask(paths=["name"]), expected_version=1))).customer
+    assert (updated.name, updated.region, updated.version) == ("Fuzhou Medical Ltd", "", 2)
+
+    await stub.DeleteCustomer(pb.DeleteCustomerRequest(id=created.id, expected_version=2))
+    code, error = await rpc_error(stub.GetCustomer(pb.GetCustomerRequest(id=created.id)))
+    assert code == grpc.StatusCode.NOT_FOUND and isinstance(error, NotFound)
+
+
+@pytest.mark.parametrize("request_", [pb.GetCustomerRequest(id="not-a-uuid"), pb.GetCustomerRequest()])
+async def test_invalid_id_is_invalid_argument_with_a_field_violation(stub, request_) -> None:
+    code, error = await rpc_error(stub.GetCustomer(request_))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert isinstance(error, InvalidArgument)
+    assert [v.field for v in error.violations] == ["id"]
+
+
+async def test_invalid_customer_lists_every_violation(stub) -> None:
+    code, error = await rpc_error(stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(
+        name=" ", tax_id="913501", addresses=[pb.Address(line="", country="China")]))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["name", "tax_id", "addresses[0].line",
+                                                  "addresses[0].country"]
+
+
+async def test_unknown_enum_number_is_invalid_argument(stub) -> None:
+    code, error = await rpc_error(stub.CreateCustomer(pb.CreateCustomerRequest(
+        customer=pb.Customer(name="x", origin=99))))  # type: ignore[arg-type]
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["origin"]
+
+
+async def test_out_of_range_occur_time_is_invalid_argument(stub) -> None:
+    c = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="x")))).customer
+    follow_up = pb.FollowUp(kind=pb.FOLLOW_UP_KIND_CALL, summary="x")
+    follow_up.occur_time.seconds = 10**12
+    code, error = await rpc_error(stub.RecordFollowUp(pb.RecordFollowUpRequest(customer_id=c.id,
+                                                                               follow_up=follow_up)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["occurred_at"]
+
+
+async def test_duplicate_is_already_exists_with_reason(stub, stub_for) -> None:
+    first = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="A", tax_id=TAX))))
+    code, error = await rpc_error(stub.CreateCustomer(pb.CreateCustomerRequest(
+        customer=pb.Customer(name="B", tax_id=TAX))))
+    assert code == grpc.StatusCode.ALREADY_EXISTS and isinstance(error, AlreadyExists)
+    assert error.reason == "DUPLICATE_TAX_ID"
+    assert error.metadata == {"existing_customer_id": first.customer.id, "existing_customer_name": "A"}
+    # Someone who may not see the holder learns only that it exists.
+    code, error = await rpc_error(stub_for(WEST_REP).CreateCustomer(pb.CreateCustomerRequest(
+        customer=pb.Customer(name="B", tax_id=TAX))))
+    assert code == grpc.StatusCode.ALREADY_EXISTS and error.reason == "DUPLICATE_TAX_ID"
+    assert error.metadata == {} and first.customer.id not in error.message
+
+
+async def test_unknown_update_mask_path(stub) -> None:
+    c = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="A")))).customer
+    code, error = await rpc_error(stub.UpdateCustomer(pb.UpdateCustomerRequest(
+        customer=pb.Customer(id=c.id, name="B"), update_mask=FieldMask(paths=["name", "created_by"]))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["update_mask"]
+    assert "created_by" in error.violations[0].description
+
+
+async def test_stale_version_is_aborted(stub) -> None:
+    c = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="A")))).customer
+    await stub.UpdateCustomer(pb.UpdateCustomerRequest(customer=pb.Customer(id=c.id, name="B"),
+                                                       update_mask=FieldMask(paths=["name"]), expected_version=1))
+    code, error = await rpc_error(stub.UpdateCustomer(pb.UpdateCustomerRequest(
+        customer=pb.Customer(id=c.id, name="C"), update_mask=FieldMask(paths=["name"]), expected_version=1)))
+    assert code == grpc.StatusCode.ABORTED and isinstance(error, StaleVersion)
+    assert error.reason == "STALE_VERSION" and error.metadata == {"current_version": "2"}
+    code, error = await rpc_error(stub.DeleteCustomer(pb.DeleteCustomerRequest(id=c.id, expected_version=1)))
+    assert code == grpc.StatusCode.ABORTED and error.reason == "STALE_VERSION"
+
+
+async def test_other_scope_is_not_found(stub, stub_for) -> None:
+    c = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="A")))).customer
+    code, _ = await rpc_error(stub_for(WEST_REP).GetCustomer(pb.GetCustomerRequest(id=c.id)))
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert (await stub_for(WEST_REP).ListCustomers(pb.ListCustomersRequest())).customers == []
+    assert len((await stub_for(ADMIN).ListCustomers(pb.ListCustomersRequest())).customers) == 1
+
+
+async def test_contacts_follow_ups_tags_industries(stub, stub_for) -> None:
+    c = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="A", tags=["vip"])))).customer
+    contact = (await stub.AddContact(pb.AddContactRequest(customer_id=c.id, contact=pb.Contact(
+        name="Wang", phones=["138 0013 8000"], is_key=True)))).contact
+    assert list(contact.phones) == ["+8613800138000"] and contact.customer_id == c.id
+    code, error = await rpc_error(stub.AddContact(pb.AddContactRequest(customer_id=c.id, contact=pb.Contact(
+        name="Li", phones=["1"], email="nope"))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["phones[0]", "email"]
+    updated = (await stub.UpdateContact(pb.UpdateContactRequest(
+        contact=pb.Contact(id=contact.id, customer_id=c.id, title="Buyer"), update_mask=FieldMask(paths=["title"]),
+        expected_version=1))).contact
+    assert (updated.title, updated.version) == ("Buyer", 2)
+    assert [x.id for x in (await stub.ListContacts(pb.ListContactsRequest(customer_id=c.id))).contacts] == [
+        contact.id]
+
+    code, error = await rpc_error(stub.RecordFollowUp(pb.RecordFollowUpRequest(
+        customer_id=c.id, follow_up=pb.FollowUp(summary="called"))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and [v.field for v in error.violations] == ["kind"]
+    # R-UX-01: without an occur time the follow-up happened now.
+    f = (await stub.RecordFollowUp(pb.RecordFollowUpRequest(customer_id=c.id, follow_up=pb.FollowUp(
+        kind=pb.FOLLOW_UP_KIND_CALL, summary="called", key_facts=["wants samples"],
+        contact_id=contact.id)))).follow_up
+    assert f.HasField("occur_time") and f.author_id == "rep-east" and f.contact_id == contact.id
+    timeline = await stub.ListFollowUps(pb.ListFollowUpsRequest(customer_id=c.id))
+    assert [x.id for x in timeline.follow_ups] == [f.id]
+    code, error = await rpc_error(stub.RecordFollowUp(pb.RecordFollowUpRequest(
+        customer_id=c.id, follow_up=pb.FollowUp(kind=pb.FOLLOW_UP_KIND_CALL, summary="x", contact_id="bad"))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and [v.field for v in error.violations] == ["contact_id"]
+
+    await stub.RemoveContact(pb.RemoveContactRequest(customer_id=c.id, contact_id=contact.id))
+    assert (await stub.ListContacts(pb.ListContactsRequest(customer_id=c.id))).contacts == []
+
+    tags = (await stub.ListTags(pb.ListTagsRequest())).tags
+    assert [(t.name, t.customer_count) for t in tags] == [("vip", 1)]
+
+    industries = (await stub.ListIndustries(pb.ListIndustriesRequest())).industries
+    assert len(industries) == 16
+    made = (await stub_for(ADMIN).CreateIndustry(pb.CreateIndustryRequest(
+        industry=pb.Industry(code=" Optics ", name=" Optics\x00 ", name_zh="光学")))).industry
+    assert made == pb.Industry(code="optics", name="Optics", name_zh="光学")
+    code, error = await rpc_error(stub_for(ADMIN).CreateIndustry(pb.CreateIndustryRequest(
+        industry=pb.Industry(code="optics", name="Optics"))))
+    assert code == grpc.StatusCode.ALREADY_EXISTS and error.reason == "DUPLICATE_INDUSTRY"
+    code, _ = await rpc_error(stub.CreateIndustry(pb.CreateIndustryRequest(
+        industry=pb.Industry(code="lasers", name="Lasers"))))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_bad_list_requests(stub) -> None:
+    for request in (pb.ListCustomersRequest(order_by="tax_id"), pb.ListCustomersRequest(page_token="garbage"),
+                    pb.ListCustomersRequest(page_size=-1)):
+        code, _ = await rpc_error(stub.ListCustomers(request))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, request
+
+
+async def test_no_principal_is_unauthenticated(target) -> None:
+    async with grpc.aio.insecure_channel(target) as ch:
+        code, error = await rpc_error(pb_grpc.CustomersServiceStub(ch).ListCustomers(pb.ListCustomersRequest()))
+    assert code == grpc.StatusCode.UNAUTHENTICATED and isinstance(error, Unauthenticated)
+
+
+async def test_principal_signed_by_another_key_is_unauthenticated(target) -> None:
+    forged = PrincipalSigner(generate_keypair().private_pem).sign(ADMIN)
+    async with grpc.aio.insecure_channel(target) as ch:
+        code, _ = await rpc_error(pb_grpc.CustomersServiceStub(ch).ListCustomers(
+            pb.ListCustomersRequest(), metadata=((PRINCIPAL_METADATA_KEY, forged),)))
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        code, _ = await rpc_error(pb_grpc.CustomersServiceStub(ch).ListCustomers(
+            pb.ListCustomersRequest(), metadata=((PRINCIPAL_METADATA_KEY, "not-a-jwt"),)))
+        assert code == grpc.StatusCode.UNAUTHENTICATED
