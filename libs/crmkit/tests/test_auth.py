@@ -62,9 +62,24 @@ def _tamper(token: str) -> str:
 
 def test_access_token_good() -> None:
     principal = _verifier().verify(_issue())
+    assert principal.token_id, "the token's jti identifies it for revocation"
     assert principal == Principal(subject="u-alice", name="Alice", kind="user", roles=("sales_rep",),
                                   team_ids=("east",), department_path="/sales/east/",
-                                  data_scope=DataScope.TEAM)
+                                  data_scope=DataScope.TEAM, token_id=principal.token_id)
+
+
+def test_access_token_carries_permissions_sensitivity_and_rate_limit() -> None:
+    key = generate_keypair()
+    token = issue_access_token(key.private_pem, issuer="i", audience="a", subject="erp", kind="client",
+                               permissions=("customers.read",), sees_sensitive=True, rate_limit=120,
+                               scopes=("customers:read",), token_id="t-1")
+    principal = AccessTokenVerifier(jwks_of(key.public_pem), issuer="i", audience="a").verify(token)
+    assert (principal.kind, principal.permissions, principal.sees_sensitive, principal.rate_limit,
+            principal.scopes, principal.token_id) == ("client", ("customers.read",), True, 120,
+                                                      ("customers:read",), "t-1")
+    assert principal.may("customers.read") and not principal.may("customers.write")
+    assert Principal(subject="x", permissions=("customers.*",)).may("customers.delete")
+    assert Principal(subject="x", permissions=("*",)).may("audit.read")
 
 
 def test_access_token_expired() -> None:

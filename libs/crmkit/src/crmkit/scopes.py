@@ -12,8 +12,13 @@ from sqlalchemy import ColumnElement, false, or_, true
 from crmkit.auth import DataScope, Principal
 
 
-def scope_clause(principal: Principal, *, owner: Any, team: Any, department_path: Any) -> ColumnElement[bool]:
+def scope_clause(principal: Principal, *, owner: Any, team: Any, department_path: Any,
+                 signed: Any = None) -> ColumnElement[bool]:
+    """`signed` is the column that says a customer has a signed contract; records without one
+    are invisible to the SIGNED scope."""
     match principal.data_scope:
+        case DataScope.SIGNED:
+            return signed.is_(True) if signed is not None else false()
         case DataScope.ALL:
             return true()
         case DataScope.DEPARTMENT:
@@ -33,6 +38,8 @@ def may_assign(principal: Principal, *, owner_id: str, team_id: str, department_
     match principal.data_scope:
         case DataScope.ALL:
             return True
+        case DataScope.SIGNED:
+            return False
         case DataScope.DEPARTMENT:
             return department_path.startswith(principal.department_path)
         case DataScope.TEAM:

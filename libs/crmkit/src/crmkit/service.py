@@ -47,7 +47,8 @@ def split_pems(value: str) -> list[str]:
     return [part.strip() + "\n" + marker + "\n" for part in value.split(marker) if part.strip()]
 
 
-async def serve(name: str, settings: ServiceSettings, wire: Callable[[Runtime], None]) -> None:
+async def serve(name: str, settings: ServiceSettings, wire: Callable[[Runtime], None], *,
+                public_methods: frozenset[str] = frozenset()) -> None:
     telemetry.setup(name, log_level=settings.log_level, otlp_endpoint=settings.otlp_endpoint)
     start_metrics_server(settings.metrics_port)
     database_url = settings.database_url.get_secret_value()
@@ -58,7 +59,7 @@ async def serve(name: str, settings: ServiceSettings, wire: Callable[[Runtime], 
     await ensure_dead_letter_stream(js, settings.stream_replicas)
     verifier = PrincipalVerifier(*split_pems(settings.principal_public_key.get_secret_value()))
     runtime = Runtime(name=name, settings=settings, engine=engine, sessions=session_factory(engine),
-                      nc=nc, js=js, grpc=GrpcServer(name, verifier))
+                      nc=nc, js=js, grpc=GrpcServer(name, verifier, public_methods))
     wire(runtime)
 
     relay = OutboxRelay(database_url, js, name, retention_days=settings.outbox_retention_days)

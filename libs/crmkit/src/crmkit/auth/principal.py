@@ -30,6 +30,8 @@ class DataScope(StrEnum):
     TEAM = "team"
     DEPARTMENT = "department"
     ALL = "all"
+    # Finance: every customer with a signed contract, and nothing else (seed 004).
+    SIGNED = "signed"
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,24 @@ class Principal:
     team_ids: tuple[str, ...] = ()
     department_path: str = "/"
     data_scope: DataScope = DataScope.OWN
+    # OAuth scopes of a partner client.
     scopes: tuple[str, ...] = field(default=())
+    # What the principal may do, e.g. "customers.write"; from its roles, resolved by identity.
+    permissions: tuple[str, ...] = ()
+    # Whether phones, tax IDs and bank accounts are shown in full (R-SEC-04).
+    sees_sensitive: bool = False
+    # Requests per minute the gateway allows this principal; 0 means the gateway's default.
+    rate_limit: int = 0
+    # The access token's id, so a revoked token can be refused.
+    token_id: str = ""
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    def may(self, permission: str) -> bool:
+        """`customers.read` is granted by itself, by `customers.*` or by `*`."""
+        area = permission.split(".", 1)[0]
+        return bool({permission, f"{area}.*", "*"} & set(self.permissions))
 
     def to_claims(self) -> dict[str, object]:
         return {
@@ -56,6 +72,9 @@ class Principal:
             "dept": self.department_path,
             "data_scope": self.data_scope.value,
             "scope": " ".join(self.scopes),
+            "perms": list(self.permissions),
+            "sens": self.sees_sensitive,
+            "rl": self.rate_limit,
         }
 
     @classmethod
@@ -70,12 +89,17 @@ class Principal:
                 department_path=str(claims.get("dept", "/")),
                 data_scope=DataScope(str(claims.get("data_scope", DataScope.OWN.value))),
                 scopes=tuple(str(claims.get("scope", "")).split()),
+                permissions=tuple(str(p) for p in claims.get("perms", []) or []),  # type: ignore[union-attr]
+                sees_sensitive=bool(claims.get("sens", False)),
+                rate_limit=int(claims.get("rl", 0) or 0),  # type: ignore[call-overload]
+                token_id=str(claims.get("jti", "")),
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise Unauthenticated(f"malformed principal claims: {exc}") from exc
 
 
-SYSTEM = Principal(subject="system", name="system", kind="service", data_scope=DataScope.ALL)
+SYSTEM = Principal(subject="system", name="system", kind="service", data_scope=DataScope.ALL,
+                   permissions=("*",), sees_sensitive=True)
 
 
 class PrincipalSigner:
@@ -85,7 +109,8 @@ class PrincipalSigner:
 
     def sign(self, principal: Principal) -> str:
         now = int(time.time())
-        claims = principal.to_claims() | {"aud": _AUDIENCE, "iat": now, "exp": now + _LIFETIME_SECONDS}
+        claims = principal.to_claims() | {"aud": _AUDIENCE, "iat": now, "exp": now + _LIFETIME_SECONDS,
+                                          "jti": principal.token_id}
         return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self._kid})
 
 

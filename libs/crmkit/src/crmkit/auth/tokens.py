@@ -29,13 +29,19 @@ def issue_access_token(
     data_scope: DataScope = DataScope.OWN,
     ttl_seconds: int = 900,
     kind: str = "user",
+    permissions: tuple[str, ...] = (),
+    sees_sensitive: bool = False,
+    rate_limit: int = 0,
+    scopes: tuple[str, ...] = (),
+    token_id: str = "",
 ) -> str:
     now = int(time.time())
     principal = Principal(subject=subject, name=name, kind=kind, roles=roles, team_ids=team_ids,
-                          department_path=department_path, data_scope=data_scope)
+                          department_path=department_path, data_scope=data_scope, permissions=permissions,
+                          sees_sensitive=sees_sensitive, rate_limit=rate_limit, scopes=scopes)
     claims = principal.to_claims() | {
         "iss": issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + ttl_seconds,
-        "jti": str(uuid.uuid4()),
+        "jti": token_id or str(uuid.uuid4()),
     }
     return jwt.encode(claims, private_pem, algorithm="EdDSA",
                       headers={"kid": key_id(public_pem_of(private_pem))})

@@ -22,9 +22,11 @@ _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, service: str, verifier: PrincipalVerifier) -> None:
+    def __init__(self, service: str, verifier: PrincipalVerifier, public_methods: frozenset[str] = frozenset()) -> None:
         self._service = service
         self._verifier = verifier
+        # Methods callable before anyone is authenticated (signing in, publishing keys).
+        self._public = public_methods
 
     async def intercept_service(self,
                                 continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -46,6 +48,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             code = grpc.StatusCode.OK
             principal_subject = ""
             try:
+                if method in self._public:
+                    return await inner(request, context)
                 principal = self._principal(context)
                 principal_subject = principal.subject
                 with use_principal(principal):

@@ -14,9 +14,10 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 class GrpcServer:
-    def __init__(self, service: str, verifier: PrincipalVerifier) -> None:
+    def __init__(self, service: str, verifier: PrincipalVerifier, public_methods: frozenset[str] = frozenset()) -> None:
+        """`public_methods` ("/crm.identity.v1.IdentityService/IssueToken", …) run without a principal."""
         self.server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), ServerInterceptor(service, verifier)],
+            interceptors=[aio_server_interceptor(), ServerInterceptor(service, verifier, public_methods)],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                      # Clients reconnect now and then, so replicas the autoscaler adds get traffic.
