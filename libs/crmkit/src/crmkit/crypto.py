@@ -71,7 +71,7 @@ class FieldCipher:
     def decrypt(self, value: str, field: str) -> str:
         if not value:
             return ""
-        prefix, kid, payload = (value.split(":", 2) + ["", ""])[:3]
+        prefix, kid, payload = [*value.split(":", 2), "", ""][:3]
         if prefix != _PREFIX or kid not in self._keys:
             raise CipherError(f"{field}: not a value this key ring made (key {kid!r})")
         raw = base64.b64decode(payload)
