@@ -21,8 +21,8 @@ dev: bootstrap ## Start the whole suite (PostgreSQL, NATS, services, gateway, de
 reset: bootstrap ## Wipe the local suite's data (it must be stopped)
 	$(UV) run crm-dev reset $(ARGS)
 
-token: bootstrap ## Print a bearer token for local use, e.g. make token ARGS="--user bob --data-scope team --team east"
-	@$(UV) run --quiet crm-dev token $(ARGS)
+token: bootstrap ## Sign in a demo user (make dev running) and print the access token, e.g. make token USER=chen.jie
+	@$(UV) run --quiet crm-dev token --user $(if $(filter command line,$(origin USER)),$(USER),li.wei) $(ARGS)
 
 test: bootstrap ## Run every test: lint, unit, integration (real PostgreSQL + NATS), contracts, charts, e2e
 	$(UV) run ruff check .

@@ -10,22 +10,35 @@ With `--import-mode=importlib` test modules cannot import this file; helpers are
     client          httpx.AsyncClient on the gateway (raise_app_exceptions=False, so a 500 is
                     a response the test sees, not an exception)
     token(p, ...)   a bearer token for principal `p` (overrides: issuer, audience, ttl_seconds,
-                    private_pem) ; auth(p) -> {"Authorization": "Bearer ..."}
+                    private_pem, token_id) ; auth(p) -> {"Authorization": "Bearer ..."}. A principal
+                    without permissions gets its roles' from ROLE_PERMISSIONS, as identity would
+                    put them in the token.
     create(p, ...)  POST a customer as `p`, assert 201, return its JSON
     assert_problem  checks an RFC 9457 response: status, content type, type, detail, trace_id
     unique()        a short unique suffix
     sql(q, **p)     runs a query on the customers database, returns rows
     gateway_settings, principal_keys, token_keys
+
+With the identity service (in-process too, its outbox relayed to NATS, `admin` bootstrapped with
+IDENTITY_ADMIN_PASSWORD, two signing keys):
+
+    identity_target, identity_keys, identity_sessions
+    id_app / id_client   a second gateway app that takes tokens from identity (and the static key)
+    login(user, pw)      POST /api/v1/auth/token (password grant) -> access token
+    id_auth(token)       {"Authorization": "Bearer ..."}
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -34,23 +47,44 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sqlalchemy import text
 
 from crm.customers.v1 import customers_pb2, customers_pb2_grpc
+from crm.identity.v1 import identity_pb2_grpc
 from crm_customers.adapters.grpc_api import CustomersServicer
 from crm_customers.domain.tax_id import uscc_check_char
 from crm_customers.main import migrate
 from crm_gateway.main import create_app
 from crm_gateway.settings import GatewaySettings
+from crm_identity.adapters.grpc_api import PUBLIC_METHODS as IDENTITY_PUBLIC_METHODS
+from crm_identity.adapters.grpc_api import SERVICE_NAME as IDENTITY_SERVICE
+from crm_identity.adapters.grpc_api import SOURCE as IDENTITY_SOURCE
+from crm_identity.adapters.grpc_api import IdentityServicer
+from crm_identity.app import org as identity_org
+from crm_identity.app.credentials import SigningKeys
+from crm_identity.app.tokens import TokenConfig
+from crm_identity.main import migrate as migrate_identity
 from crmkit import telemetry
 from crmkit.auth import Principal, PrincipalVerifier
 from crmkit.auth.keys import KeyPair, generate_keypair, jwks_of
 from crmkit.auth.tokens import issue_access_token
-from crmkit.db import create_engine, session_factory
+from crmkit.db import UnitOfWork, create_engine, session_factory
+from crmkit.events.streams import ensure_service_stream
 from crmkit.grpc.server import GrpcServer
+from crmkit.outbox.relay import OutboxRelay
 from crmkit.testing.servers import fresh_database
 
 ISSUER = "crm-identity-test"
 AUDIENCE = "crm-api-test"
 MAX_BODY_BYTES = 8192
 PROBLEM_JSON = "application/problem+json"
+IDENTITY_ADMIN_PASSWORD = "Bootstrap-pass-2026"
+# What identity's built-in roles grant, for tokens minted here (tests of the customers routes).
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "sales_rep": ("customers.read", "customers.write", "customers.delete"),
+    "sales_manager": ("customers.read", "customers.write", "customers.delete", "org.read"),
+    "sales_director": ("customers.read", "customers.write", "customers.delete", "org.read"),
+    "marketing": ("customers.read",),
+    "auditor": ("customers.read", "org.read", "audit.read"),
+    "admin": ("*",),
+}
 
 
 # ------------------------------------------------------------------------------ tracing
@@ -92,11 +126,15 @@ def principal_keys() -> KeyPair:
 @pytest.fixture(scope="session")
 def token(token_keys: KeyPair) -> Callable[..., str]:
     def mint(principal: Principal, *, issuer: str = ISSUER, audience: str = AUDIENCE, ttl_seconds: int = 900,
-             private_pem: str | None = None) -> str:
+             private_pem: str | None = None, token_id: str = "") -> str:
+        permissions = principal.permissions or tuple(
+            dict.fromkeys(perm for role in principal.roles for perm in ROLE_PERMISSIONS.get(role, ())))
         return issue_access_token(
             private_pem or token_keys.private_pem, issuer=issuer, audience=audience, subject=principal.subject,
             name=principal.name, roles=principal.roles, team_ids=principal.team_ids,
-            department_path=principal.department_path, data_scope=principal.data_scope, ttl_seconds=ttl_seconds)
+            department_path=principal.department_path, data_scope=principal.data_scope, ttl_seconds=ttl_seconds,
+            kind=principal.kind, permissions=permissions, sees_sensitive=principal.sees_sensitive,
+            rate_limit=principal.rate_limit, scopes=principal.scopes, token_id=token_id)
 
     return mint
 
@@ -226,3 +264,98 @@ def assert_problem() -> Callable[..., dict[str, Any]]:
         return body
 
     return check
+
+
+# ------------------------------------------------------------------------ identity service
+
+
+@pytest.fixture(scope="session")
+def identity_keys() -> tuple[KeyPair, KeyPair]:
+    """Identity's signing keys: the first signs, both are published (a rotation in progress)."""
+    return generate_keypair(), generate_keypair()
+
+
+@pytest.fixture(scope="session")
+def identity_database_url(postgres_server: Any) -> str:
+    return fresh_database(postgres_server, "gateway_identity", migrate_identity)
+
+
+@pytest.fixture(scope="session")
+async def identity_sessions(identity_database_url: str) -> AsyncIterator[Any]:
+    engine = create_engine(identity_database_url, pool_size=10)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def identity_target(identity_sessions: Any, identity_database_url: str, identity_keys: tuple[KeyPair, KeyPair],
+                          principal_keys: KeyPair, nats_server: Any,
+                          span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    async with UnitOfWork(identity_sessions, IDENTITY_SOURCE, actor="system") as uow:
+        await identity_org.bootstrap_admin(uow, IDENTITY_ADMIN_PASSWORD)
+    config = TokenConfig(keys=SigningKeys(tuple(k.private_pem for k in identity_keys)), issuer=ISSUER,
+                         audience=AUDIENCE, access_ttl=600)
+    server = GrpcServer("identity", PrincipalVerifier(principal_keys.public_pem), IDENTITY_PUBLIC_METHODS)
+    server.add(identity_pb2_grpc.add_IdentityServiceServicer_to_server, IdentityServicer(identity_sessions, config),
+               IDENTITY_SERVICE)
+    port = await server.start("127.0.0.1:0")
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_service_stream(js, "identity", 1)
+    relay = asyncio.create_task(OutboxRelay(identity_database_url, js, "identity", idle_poll_seconds=0.1).run())
+    yield f"127.0.0.1:{port}"
+    relay.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await relay
+    await nc.close()
+    await server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def id_settings(gateway_settings: GatewaySettings, identity_target: str) -> GatewaySettings:
+    return gateway_settings.model_copy(update={"identity_target": identity_target, "jwks_min_refresh_seconds": 0.0})
+
+
+@pytest.fixture(scope="session")
+async def id_app(id_settings: GatewaySettings) -> AsyncIterator[Any]:
+    app = create_app(id_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def id_client(id_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=id_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def login(id_client: httpx.AsyncClient) -> Callable[..., Awaitable[str]]:
+    async def sign_in(username: str, password: str) -> str:
+        r = await id_client.post("/api/v1/auth/token",
+                                 data={"grant_type": "password", "username": username, "password": password})
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+    return sign_in
+
+
+@pytest.fixture(scope="session")
+def id_auth() -> Callable[[str], dict[str, str]]:
+    return lambda token: {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def eventually() -> Callable[..., Awaitable[Any]]:
+    async def run(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            result = await check()
+            if result:
+                return result
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"not reached within {timeout}s")
+            await asyncio.sleep(0.05)
+
+    return run

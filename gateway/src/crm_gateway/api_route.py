@@ -1,4 +1,5 @@
-"""The route class of every /api route: applies Idempotency-Key to POSTs before the handler."""
+"""The route class of every /api route: documents the route's permission in OpenAPI and applies
+Idempotency-Key to POSTs before the handler."""
 
 from __future__ import annotations
 
@@ -6,12 +7,30 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from crmkit.errors import Unauthenticated
+from crm_gateway.auth import authenticate
+from crmkit.errors import CrmError
+
+
+def _permission(dependant: Dependant) -> str | None:
+    for sub in dependant.dependencies:
+        found = getattr(sub.call, "permission", None) or _permission(sub)
+        if found:
+            return found
+    return None
 
 
 class ApiRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.permission = _permission(self.dependant)
+        if self.permission is not None:
+            self.openapi_extra = {**(self.openapi_extra or {}), "x-permission": self.permission}
+            note = f"Requires the permission `{self.permission}`."
+            self.description = f"{self.description}\n\n{note}" if self.description else note
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
@@ -19,7 +38,7 @@ class ApiRoute(APIRoute):
             key = request.headers.get("idempotency-key")
             if request.method != "POST" or key is None:
                 return await handler(request)
-            subject = _subject(request)
+            subject = await _subject(request)
             if subject is None:
                 return await handler(request)  # the handler answers 401
             return await request.app.state.idempotency.run(request, subject, key, handler)
@@ -27,11 +46,9 @@ class ApiRoute(APIRoute):
         return route
 
 
-def _subject(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
+async def _subject(request: Request) -> str | None:
     try:
-        return request.app.state.token_verifier.verify(token.strip()).subject
-    except Unauthenticated:
+        principal = await authenticate(request)
+    except CrmError:
         return None
+    return f"{principal.kind}:{principal.subject}"

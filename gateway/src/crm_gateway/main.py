@@ -3,11 +3,13 @@ and speaks REST + problem+json to clients. It holds no business data."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import grpc
 import nats
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -18,20 +20,30 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from crm.customers.v1 import customers_pb2_grpc
+from crm.identity.v1 import identity_pb2, identity_pb2_grpc
 from crm_gateway import middleware, problems
+from crm_gateway.api_keys import ApiKeyCache
+from crm_gateway.denials import DenialReporter
 from crm_gateway.idempotency import IdempotencyStore, open_store
-from crm_gateway.routes import customers
+from crm_gateway.jwks import KeyRing
+from crm_gateway.ratelimit import RateLimiter
+from crm_gateway.revocations import DenySet, RevocationFollower
+from crm_gateway.routes import auth, customers, identity
 from crm_gateway.settings import GatewaySettings
 from crmkit import telemetry
 from crmkit.auth import PrincipalSigner
-from crmkit.auth.tokens import AccessTokenVerifier
+from crmkit.errors import Unauthenticated
 from crmkit.grpc import client
+from crmkit.grpc.status import from_rpc_error
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """Lead-to-cash CRM for B2B manufacturers of customised products.
 
-Every route but health, metrics and docs needs `Authorization: Bearer <access token>`.
+Every route but health, metrics, docs, `POST /api/v1/auth/token` and `/.well-known/jwks.json` needs
+`Authorization: Bearer <access token>` (partner systems may send `X-API-Key` instead). Each operation
+names the permission it needs (`x-permission`); without it the answer is 403 PERMISSION_DENIED.
+Callers are rate-limited per user or partner client (429 with `Retry-After`).
 Errors are RFC 9457 `application/problem+json` with a stable `type` and a `trace_id`.
 Lists are cursor-paginated (`limit`, `cursor` → `next_cursor`). Reads return an `ETag`; send it as
 `If-Match` on changes to avoid overwriting someone else's (412 when stale). POSTs accept an
@@ -44,25 +56,56 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await nats.connect(settings.nats_url, name="crm-gateway", max_reconnect_attempts=-1)
         app.state.nats = nc
-        app.state.idempotency = IdempotencyStore(await open_store(nc.jetstream(), settings.idempotency_ttl_seconds))
+        js = nc.jetstream()
+        app.state.idempotency = IdempotencyStore(await open_store(js, settings.idempotency_ttl_seconds))
         channel = client.channel(settings.customers_target, deadline=settings.rpc_deadline_seconds)
         app.state.channels = [channel]
         app.state.customers = customers_pb2_grpc.CustomersServiceStub(channel)
+        if settings.identity_target:
+            # Connects lazily: the gateway starts (not ready) while identity is not up yet.
+            identity_channel = client.channel(settings.identity_target, deadline=settings.rpc_deadline_seconds)
+            app.state.channels.append(identity_channel)
+            app.state.identity = identity_pb2_grpc.IdentityServiceStub(identity_channel)
+        app.state.denials = DenialReporter(js, max_queued=settings.denial_queue_size)
+        app.state.revocations = RevocationFollower(js, app.state.revoked, settings.access_token_max_ttl_seconds,
+                                                   on_revoked=app.state.api_keys.forget_token,
+                                                   on_api_key_revoked=app.state.api_keys.forget_client)
+        tasks = [asyncio.create_task(app.state.denials.run(), name="denials"),
+                 asyncio.create_task(app.state.revocations.run(), name="revocations")]
+        if settings.identity_target:
+            await app.state.keys.refresh()
+            tasks.append(asyncio.create_task(app.state.keys.run(), name="jwks"))
         yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await app.state.revocations.stop()
         for ch in app.state.channels:
             await ch.close()
         await nc.drain()
 
     app = FastAPI(title="CRM API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
-    app.state.token_verifier = AccessTokenVerifier(settings.jwt_jwks.get_secret_value(),
-                                                   issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    app.state.settings = settings
+    app.state.identity = None
+    static_jwks = settings.jwt_jwks.get_secret_value() if settings.jwt_jwks is not None else None
+    app.state.keys = KeyRing(static_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                             fetch=(lambda: _fetch_jwks(app)) if settings.identity_target else None,
+                             refresh_seconds=settings.jwks_refresh_seconds,
+                             min_refresh_seconds=settings.jwks_min_refresh_seconds)
+    app.state.revoked = DenySet()
+    app.state.rate_limiter = RateLimiter()
+    app.state.api_keys = ApiKeyCache(lambda key: _exchange_api_key(app, key),
+                                     max_age_seconds=settings.api_key_cache_seconds)
     app.state.principal_signer = PrincipalSigner(settings.principal_private_key.get_secret_value())
     problems.install(app)
     app.add_middleware(BaseHTTPMiddleware, dispatch=middleware.content_type)
     app.add_middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BaseHTTPMiddleware, dispatch=middleware.observe)
+    app.include_router(auth.router)
+    app.include_router(auth.well_known)
     app.include_router(customers.router)
+    app.include_router(identity.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -70,9 +113,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        nc = getattr(request.app.state, "nats", None)
-        ready = nc is not None and nc.is_connected
-        return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
+        state = request.app.state
+        nc = getattr(state, "nats", None)
+        checks = {"nats": nc is not None and nc.is_connected}
+        if settings.identity_target:
+            revocations = getattr(state, "revocations", None)
+            checks["identity_keys"] = state.keys.loaded
+            checks["token_revocations"] = revocations is not None and revocations.ready
+        ready = all(checks.values())
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
+        if not ready:
+            body["failing"] = sorted(name for name, ok in checks.items() if not ok)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -81,6 +133,29 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.openapi = lambda: _problems_as_problem_json(app)  # type: ignore[method-assign]
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app
+
+
+async def _fetch_jwks(app: FastAPI) -> str:
+    stub = app.state.identity
+    if stub is None:
+        raise RuntimeError("the identity channel is not open yet")
+    return str((await stub.GetJwks(identity_pb2.GetJwksRequest())).jwks_json)
+
+
+async def _exchange_api_key(app: FastAPI, api_key: str) -> str:
+    """The access token for an API key; identity's refusal becomes 401 INVALID_API_KEY."""
+    stub = app.state.identity
+    if stub is None:
+        raise Unauthenticated("API keys are not accepted: no identity service is configured", reason="INVALID_API_KEY")
+    try:
+        reply = await stub.IssueToken(identity_pb2.IssueTokenRequest(grant_type="api_key", api_key=api_key))
+    except grpc.aio.AioRpcError as exc:
+        error = from_rpc_error(exc)
+        if problems.status_of(error) in (400, 401, 403, 404, 422):
+            raise Unauthenticated("the API key is unknown, revoked or its client disabled",
+                                  reason="INVALID_API_KEY") from None
+        raise error from None
+    return str(reply.access_token)
 
 
 def _problems_as_problem_json(app: FastAPI) -> dict[str, Any]:

@@ -16,6 +16,13 @@ from crmkit.telemetry import current_trace_id
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
+_FORM = "application/x-www-form-urlencoded"
+# OAuth 2.0 endpoints take form bodies too (RFC 6749 §4, RFC 7009).
+FORM_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke"})
+# Denied answers that become crm.identity.access.denied events; failed sign-ins are not among
+# them: identity records those itself (crm.identity.signin.failed).
+_DENIED = frozenset({401, 403, 429})
+_NOT_AUDITED = frozenset({"/api/v1/auth/token"})
 
 
 class BodyLimit:
@@ -73,7 +80,9 @@ class BodyLimit:
 async def content_type(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     if request.method in _BODY_METHODS and request.url.path.startswith("/api/"):
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media not in _JSON_TYPES:
+        oauth = request.url.path in FORM_PATHS and (
+            media == _FORM or (not media and request.headers.get("content-length", "0") == "0"))
+        if media not in _JSON_TYPES and not oauth:
             return problem(415, f"send the body as application/json, not {media or 'no content type'}",
                            reason="UNSUPPORTED_MEDIA_TYPE", instance=request.url.path)
     return await call_next(request)
@@ -91,6 +100,17 @@ async def observe(request: Request, call_next: Callable[[Request], Awaitable[Res
     template = getattr(route, "path", "unmatched")
     metrics.HTTP_REQUESTS.labels(template, request.method, str(response.status_code)).inc()
     metrics.HTTP_LATENCY.labels(template, request.method).observe(time.perf_counter() - started)
+    state = request.state
+    rate_limit_headers = getattr(state, "rate_limit_headers", None)
+    if rate_limit_headers:
+        response.headers.update(rate_limit_headers)
+    if response.status_code in _DENIED and request.url.path.startswith("/api/") and template not in _NOT_AUDITED:
+        reporter = getattr(request.app.state, "denials", None)
+        if reporter is not None:
+            principal = getattr(state, "principal", None)
+            reporter.report(actor=principal.subject if principal is not None else "", method=request.method,
+                            path=template, status=response.status_code,
+                            reason=getattr(state, "problem_reason", "") or "")
     trace_id = current_trace_id()
     if trace_id:
         response.headers["X-Trace-Id"] = trace_id

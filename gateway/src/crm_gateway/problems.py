@@ -39,7 +39,8 @@ _STATUS: list[tuple[type[errors.CrmError], int]] = [
 # Reasons whose status differs from their error class's.
 _STATUS_BY_REASON = {"INVALID_CURSOR": 400, "MALFORMED_REQUEST": 400, "DEADLINE_EXCEEDED": 504,
                      "PAYLOAD_TOO_LARGE": 413, "UNSUPPORTED_MEDIA_TYPE": 415, "IDEMPOTENCY_KEY_IN_USE": 409,
-                     "IDEMPOTENCY_KEY_REUSED": 422, "PRECONDITION_REQUIRED": 428}
+                     "IDEMPOTENCY_KEY_REUSED": 422, "PRECONDITION_REQUIRED": 428,
+                     "RATE_LIMITED": 429}
 _TITLES = {400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
            405: "Method not allowed", 409: "Conflict", 412: "Precondition failed", 413: "Payload too large",
            415: "Unsupported media type", 422: "Invalid request", 428: "Precondition required",
@@ -81,6 +82,7 @@ API_ERRORS: dict[int | str, dict[str, Any]] = {
     413: _documented(413, "Body too large"),
     415: _documented(415, "Body is not JSON"),
     422: _documented(422, "A field is missing, unknown or breaks a rule; see `errors`"),
+    429: _documented(429, "Over the caller's rate limit; retry after `Retry-After` seconds"),
     503: _documented(503, "A backing service is unavailable; nothing was changed"),
 }
 
@@ -116,6 +118,7 @@ def problem(status: int, detail: str, *, reason: str, instance: str = "",
 
 def from_error(error: errors.CrmError, request: Request) -> JSONResponse:
     status = status_of(error)
+    request.state.problem_reason = error.reason  # for the access-denied audit (middleware.observe)
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
     return problem(status, error.message, reason=error.reason, instance=request.url.path,
                    violations=getattr(error, "violations", None), extra=dict(error.metadata) or None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from crmkit.settings import CommonSettings
 
@@ -11,10 +11,33 @@ class GatewaySettings(CommonSettings):
     http_host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own interface
     http_port: int = 8000
     customers_target: str = "127.0.0.1:50051"
-    jwt_jwks: SecretStr  # JWKS JSON of the token issuer; list old and new keys while rotating
+    # host:port of the identity service: token issuing, its JWKS, the org and audit admin API.
+    identity_target: str = ""
+    # A static JWKS trusted in addition to identity's (tests, air-gapped setups, a development
+    # key); without an identity target it is the only one.
+    jwt_jwks: SecretStr | None = None
     jwt_issuer: str = "crm-identity"
     jwt_audience: str = "crm-api"
+    # Identity's JWKS is fetched again this often, and at once (at most every
+    # jwks_min_refresh_seconds) when a token names an unknown key.
+    jwks_refresh_seconds: float = 300.0
+    jwks_min_refresh_seconds: float = 10.0
+    # The longest access-token lifetime identity issues: how far back revocations are replayed.
+    access_token_max_ttl_seconds: int = 3600
+    # How long an API key's exchange for an access token is reused (at most 60 s).
+    api_key_cache_seconds: float = Field(30.0, ge=0, le=60)
+    # Requests per minute: people, and partner clients whose token names no limit.
+    rate_limit_per_minute: int = Field(600, ge=1)
+    client_rate_limit_per_minute: int = Field(120, ge=1)
+    # Access-denied events waiting to be published; beyond it they are dropped and counted.
+    denial_queue_size: int = Field(1000, ge=1)
     principal_private_key: SecretStr  # PEM; services hold its public half
     max_body_bytes: int = 1_048_576
     idempotency_ttl_seconds: int = 24 * 3600
     rpc_deadline_seconds: float = 5.0
+
+    @model_validator(mode="after")
+    def _some_keys(self) -> GatewaySettings:
+        if not self.identity_target and self.jwt_jwks is None:
+            raise ValueError("set CRM_IDENTITY_TARGET (tokens from identity) or CRM_JWT_JWKS (a static JWKS)")
+        return self

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from crm_customers.domain.masking import mask_account_number, mask_phone, mask_tax_id
 from crm_customers.domain.model import (
     MAX_ADDRESSES,
     MAX_KEY_FACTS,
@@ -15,6 +16,7 @@ from crm_customers.domain.model import (
     MAX_TAGS,
     Address,
     AddressKind,
+    BankAccount,
     Contact,
     Customer,
     CustomerStatus,
@@ -384,3 +386,33 @@ class TestFollowUps:
             normalise_follow_up(follow_up(summary="", content="c" * 20_001,
                                           occurred_at=NOW + dt.timedelta(days=3), key_facts=("k" * 201,)), NOW)
         assert [v.field for v in exc.value.violations] == ["summary", "content", "occurred_at", "key_facts"]
+
+
+# Masking (R-SEC-04) --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("phone", "masked"), [
+    ("+8613812345678", "+86138****5678"),
+    ("+4930901820", "+49309*1820"),
+    ("+85212345678", "+852123*5678"),
+    ("+1234", "+1***"),  # too short to keep anything
+])
+def test_mask_phone(phone: str, masked: str) -> None:
+    assert mask_phone(phone) == masked
+
+
+def test_mask_tax_id_and_account_number() -> None:
+    assert mask_tax_id("91350100M000100Y43") == "9135************43"
+    assert mask_tax_id("DE 123") == "******" and mask_tax_id("") == ""
+    assert mask_account_number("6222021234567890123") == "*" * 15 + "0123"
+    assert mask_account_number("1234") == "****"
+
+
+def test_masked_values_are_refused_as_input() -> None:
+    with pytest.raises(InvalidArgument) as exc:
+        normalise_customer(Customer(id=uuid.uuid4(), name="x", owner_id="o", team_id="", department_path="/",
+                                    origin=Origin.FOREIGN, tax_id="DE12****89",
+                                    bank_accounts=(BankAccount(bank_name="b", account_number="****1234"),)))
+    assert [v.field for v in exc.value.violations] == ["tax_id", "bank_accounts[0].account_number"]
+    with pytest.raises(InvalidArgument) as exc:
+        normalise_contact(Contact(id=uuid.uuid4(), customer_id=uuid.uuid4(), name="x", phones=("+86138****5678",)))
+    assert [v.field for v in exc.value.violations] == ["phones[0]"]

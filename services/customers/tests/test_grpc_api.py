@@ -19,7 +19,7 @@ from crmkit.errors import AlreadyExists, InvalidArgument, NotFound, StaleVersion
 from crmkit.grpc.client import channel
 from crmkit.grpc.server import GrpcServer
 from crmkit.grpc.status import from_rpc_error
-from crmkit.testing.principals import ADMIN, EAST_REP, WEST_REP
+from crmkit.testing.principals import ADMIN, EAST_REP, MARKETING, WEST_REP
 
 pytestmark = pytest.mark.integration
 
@@ -245,3 +245,62 @@ async def test_principal_signed_by_another_key_is_unauthenticated(target) -> Non
         code, _ = await rpc_error(pb_grpc.CustomersServiceStub(ch).ListCustomers(
             pb.ListCustomersRequest(), metadata=((PRINCIPAL_METADATA_KEY, "not-a-jwt"),)))
         assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+# R-SEC-04: bank accounts through the API; full values only for a principal that sees them ---------
+
+async def test_bank_accounts_round_trip_and_masking(stub, stub_for) -> None:
+    marketing = stub_for(MARKETING)
+    created = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(
+        name="Bank Co", tax_id=TAX, bank_accounts=[
+            pb.BankAccount(bank_name=" ICBC Fuzhou ", account_name="Bank Co Ltd", account_number="6222-0212 3456 7890"),
+            pb.BankAccount(bank_name="Deutsche Bank", account_number="de89370400440532013000"),
+        ])))).customer
+    assert [(b.bank_name, b.account_name, b.account_number) for b in created.bank_accounts] == [
+        ("ICBC Fuzhou", "Bank Co Ltd", "6222021234567890"), ("Deutsche Bank", "", "DE89370400440532013000")]
+    assert created.tax_id == TAX and not created.has_signed_contract
+    contact = (await stub.AddContact(pb.AddContactRequest(customer_id=created.id, contact=pb.Contact(
+        name="Liu", phones=["13800138000", "+49 30 901820"])))).contact
+    assert list(contact.phones) == ["+8613800138000", "+4930901820"]
+
+    # a rep sees its customer in full; marketing (all customers, sees_sensitive=False) masked
+    assert (await stub.GetCustomer(pb.GetCustomerRequest(id=created.id))).customer == created
+    seen = (await marketing.GetCustomer(pb.GetCustomerRequest(id=created.id))).customer
+    assert seen.tax_id == TAX[:4] + "*" * 12 + TAX[-2:]
+    assert [b.account_number for b in seen.bank_accounts] == ["************7890", "******************3000"]
+    assert [b.bank_name for b in seen.bank_accounts] == ["ICBC Fuzhou", "Deutsche Bank"]
+    listed = (await marketing.ListCustomers(pb.ListCustomersRequest(name_contains="Bank Co"))).customers
+    assert [c.tax_id for c in listed] == [seen.tax_id]
+    phones = (await marketing.ListContacts(pb.ListContactsRequest(customer_id=created.id))).contacts[0].phones
+    assert list(phones) == ["+86138****8000", "+49309*1820"]
+    assert list((await stub.ListContacts(pb.ListContactsRequest(customer_id=created.id))).contacts[0].phones) == [
+        "+8613800138000", "+4930901820"]
+
+    # a masked value sent back is refused rather than stored over the real one
+    code, error = await rpc_error(marketing.UpdateCustomer(pb.UpdateCustomerRequest(
+        customer=pb.Customer(id=created.id, tax_id=seen.tax_id, bank_accounts=seen.bank_accounts),
+        update_mask=FieldMask(paths=["tax_id", "bank_accounts"]))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["tax_id", "bank_accounts[0].account_number",
+                                                  "bank_accounts[1].account_number"]
+    code, error = await rpc_error(marketing.UpdateContact(pb.UpdateContactRequest(
+        contact=pb.Contact(id=contact.id, customer_id=created.id, phones=phones),
+        update_mask=FieldMask(paths=["phones"]))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and [v.field for v in error.violations] == ["phones[0]",
+                                                                                                "phones[1]"]
+
+    # updating the accounts replaces the list
+    updated = (await stub.UpdateCustomer(pb.UpdateCustomerRequest(
+        customer=pb.Customer(id=created.id, bank_accounts=[pb.BankAccount(bank_name="BOC", account_number="123456")]),
+        update_mask=FieldMask(paths=["bank_accounts"]), expected_version=1))).customer
+    assert [(b.bank_name, b.account_number) for b in updated.bank_accounts] == [("BOC", "123456")]
+    assert updated.version == 2
+
+
+async def test_invalid_bank_account_lists_every_violation(stub) -> None:
+    code, error = await rpc_error(stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(
+        name="x", bank_accounts=[pb.BankAccount(bank_name="", account_number="12"),
+                                 pb.BankAccount(bank_name="ok", account_number="no spaces? no!")]))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["bank_accounts[0].bank_name", "bank_accounts[0].account_number",
+                                                  "bank_accounts[1].account_number"]

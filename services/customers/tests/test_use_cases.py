@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import insert, text
 
 from crm.customers.v1 import events_pb2 as ev
+from crm_customers.adapters import sensitive
 from crm_customers.adapters.tables import customers as customers_table
 from crm_customers.app import use_cases as uc
 from crm_customers.domain.model import (
@@ -46,6 +47,11 @@ def uscc(n: int) -> str:
 
 TAX = uscc(1)
 NOW = dt.datetime.now(dt.UTC)
+
+
+def sealed_tax_id(tax_id: str) -> dict[str, Any]:
+    """The tax ID columns as the service writes them (sealed, with the blind index)."""
+    return {"tax_id": sensitive.seal(tax_id, sensitive.TAX_ID), "tax_id_index": sensitive.tax_id_index(tax_id)}
 
 
 def fields_of(violations: Any) -> set[str]:
@@ -213,7 +219,7 @@ async def test_create_losing_the_race_after_its_check_is_a_duplicate(call, sessi
     # ID, so the duplicate check passes, the insert blocks, then fails on the unique index.
     async with sessions() as blocker, blocker.begin():
         await blocker.execute(insert(customers_table).values(
-            id=uuid.uuid4(), name="Holder", tax_id=TAX, origin="domestic", status="active",
+            id=uuid.uuid4(), name="Holder", **sealed_tax_id(TAX), origin="domestic", status="active",
             lifecycle_stage="prospect", owner_id="rep-east", team_id="east", department_path="/sales/east/",
             version=1))
         racer = asyncio.create_task(new_customer(call, WEST_REP, name="Racer", tax_id=TAX))
@@ -243,7 +249,7 @@ async def test_update_losing_the_race_after_its_check_is_a_duplicate(call, sessi
     before = await counts()
     async with sessions() as blocker, blocker.begin():
         await blocker.execute(insert(customers_table).values(
-            id=uuid.uuid4(), name="Holder", tax_id=TAX, origin="domestic", status="active",
+            id=uuid.uuid4(), name="Holder", **sealed_tax_id(TAX), origin="domestic", status="active",
             lifecycle_stage="prospect", owner_id="rep-west", team_id="west", department_path="/sales/west/",
             version=1))
         racer = asyncio.create_task(call(EAST_REP, uc.update_customer, a.id, {"tax_id": TAX}, ["tax_id"], 1))
@@ -637,7 +643,8 @@ async def test_contacts_crud_with_versions(call, outbox, counts) -> None:
     assert rows[0].message().contact.id == str(first.id)
     upd = rows[2].message()
     assert list(upd.changed_fields) == ["phones"]
-    assert list(upd.before.phones) == ["+8613800138000"] and upd.after.version == 2
+    # Events carry phones masked (R-SEC-04; docs/services/customers.md, "Events").
+    assert list(upd.before.phones) == ["+86138****8000"] and upd.after.version == 2
     assert rows[3].message().contact.id == str(key.id)
 
 

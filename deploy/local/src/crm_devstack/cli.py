@@ -1,13 +1,17 @@
 """crm-dev: run the whole suite on this machine.
 
     crm-dev up    [--data-dir .crm/dev] [--port-offset N] [--no-demo] [--suite FILE]
-    crm-dev token [--user alice] [--roles sales_rep] [--data-scope own] [--team T] ...
+    crm-dev token [--user li.wei] [--password PW] [--gateway URL]
+                  (signs in a demo user through the running suite's gateway and identity)
+    crm-dev token --offline [--user alice] [--roles sales_rep] [--data-scope own] [--team T] ...
+                  (a token signed with the local dev key, for a suite without identity)
     crm-dev reset [--data-dir .crm/dev]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -15,12 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from crm_devstack.keys import DEFAULT_TTL_SECONDS, ensure_keys, issue_token
-from crm_devstack.suite import DEFAULT_DATA_DIR, MARKER, Suite, SuiteError, reset
+from crm_devstack.keys import DEFAULT_TTL_SECONDS, LoginError, ensure_keys, issue_token, login
+from crm_devstack.suite import DEFAULT_DATA_DIR, MARKER, STATE_FILE, Suite, SuiteError, reset
 from crmkit.auth.principal import DataScope
 from crmkit.embedded import ServerStartError
 
-DEMO_USER = "alice"
+DEMO_USER = "alice"  # offline tokens
+DEFAULT_LOGIN = "li.wei"  # a demo sales rep (see demo.USERS)
+DEFAULT_GATEWAY = "http://127.0.0.1:8000"
 
 
 class Shutdown(BaseException):
@@ -49,10 +55,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not args.no_demo and suite.config.gateway is not None:
             from crm_devstack import demo
 
-            token = suite.token(DEMO_USER, name="Alice Chen", roles=("sales_rep", "admin"),
-                                data_scope=DataScope.ALL)
             try:
-                demo.load(suite.gateway_url, token, log=say)
+                if any(spec.name == "identity" for spec in suite.config.services):
+                    demo.seed(suite.gateway_url, log=say)
+                else:  # no identity in this suite: customers only, with an offline token
+                    token = suite.token(DEMO_USER, name="Alice Chen", roles=("sales_rep", "admin"),
+                                        data_scope=DataScope.ALL)
+                    demo.load(suite.gateway_url, token, log=say)
             except Exception as exc:  # demo data is a convenience: never take the suite down
                 say(f"demo data not loaded: {exc}")
         say(suite.summary())
@@ -76,13 +85,38 @@ def cmd_up(args: argparse.Namespace) -> int:
     return status
 
 
+def _gateway_url(args: argparse.Namespace) -> str:
+    if args.gateway:
+        return str(args.gateway)
+    try:
+        state = json.loads((_data_dir(args.data_dir) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return DEFAULT_GATEWAY
+    return str(state.get("gateway_url") or DEFAULT_GATEWAY)
+
+
 def cmd_token(args: argparse.Namespace) -> int:
+    if not args.offline:
+        from crm_devstack import demo
+
+        user = args.user or DEFAULT_LOGIN
+        password = args.password or os.environ.get("CRM_DEV_PASSWORD") or demo.password_for(user)
+        if password is None:
+            print(f"crm-dev token: {user} is not a demo user; pass --password (demo users: "
+                  f"{', '.join(['admin', *(u.login for u in demo.USERS)])})", file=sys.stderr)
+            return 2
+        try:
+            print(login(_gateway_url(args), user, password))
+        except LoginError as exc:
+            print(f"crm-dev token: {exc} (is the suite running? `make dev`)", file=sys.stderr)
+            return 1
+        return 0
     data_dir = _data_dir(args.data_dir)
     keys = ensure_keys(data_dir)
     (data_dir / MARKER).touch()  # so that `reset` knows the dir is ours
     roles = [r for value in args.roles for r in value.split(",") if r]
     teams = [t for value in args.team for t in value.split(",") if t]
-    print(issue_token(keys, user=args.user, name=args.name, roles=roles or ["sales_rep"],
+    print(issue_token(keys, user=args.user or DEMO_USER, name=args.name, roles=roles or ["sales_rep"],
                       team_ids=teams, department_path=args.department,
                       data_scope=args.data_scope, ttl_seconds=args.ttl))
     return 0
@@ -118,9 +152,15 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--log-level", default="INFO")
     up.set_defaults(func=cmd_up)
 
-    token = sub.add_parser("token", help="print a bearer token signed with the dev key")
+    token = sub.add_parser("token", help="sign in a demo user through the suite and print the access token")
     data_dir_arg(token)
-    token.add_argument("--user", default="alice")
+    token.add_argument("--user", default=None, help=f"login (default {DEFAULT_LOGIN}; offline: {DEMO_USER})")
+    token.add_argument("--password", default=None,
+                       help="default: the demo password of a demo user ($CRM_DEV_PASSWORD overrides)")
+    token.add_argument("--gateway", default=None, help="gateway URL (default: the running suite's)")
+    token.add_argument("--offline", action="store_true",
+                       help="sign a token with the local dev key instead (a suite without identity); "
+                            "takes the options below")
     token.add_argument("--name", default=None, help="display name (default from --user)")
     token.add_argument("--roles", action="append", default=[],
                        help="role, repeatable or comma-separated (default sales_rep)")

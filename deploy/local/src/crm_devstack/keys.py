@@ -1,8 +1,14 @@
-"""The local signing keys in `<data-dir>/keys/` and bearer tokens made with them.
+"""The local signing keys in `<data-dir>/keys/`, offline tokens made with them, and signing in
+through the running suite's gateway.
 
-Two Ed25519 key pairs, made once on the first `up` (or `token`) and kept with the data:
-`access` signs user access tokens (the gateway gets its JWKS) and `principal` signs the
-gateway-to-service principal (the gateway gets the private half, services the public half).
+Two Ed25519 key pairs, made once on the first `up` (or `token --offline`) and kept with the data:
+`access` signs offline access tokens (the gateway trusts its JWKS as a static key beside
+identity's) and `principal` signs the gateway-to-service principal (the gateway gets the private
+half, services the public half).
+
+`login` is how people get tokens: the password grant of `POST /api/v1/auth/token`, answered by
+the identity service. `issue_token` (offline, no identity needed) remains for the launcher's own
+tests and e2e; it puts the permissions of the named roles in the token, as identity would.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from crmkit.auth.keys import generate_keypair, jwks_of, public_pem_of
 from crmkit.auth.principal import DataScope
 from crmkit.auth.tokens import issue_access_token
+from crmkit.crypto import generate_key
 
-ISSUER = "crm-dev"
+ISSUER = "crm-identity"  # identity signs with the same development key, so both kinds of token verify
 AUDIENCE = "crm-api"
 DEFAULT_TTL_SECONDS = 8 * 3600
 
@@ -27,10 +36,21 @@ class DevKeys:
     access_public_pem: str
     principal_private_pem: str
     principal_public_pem: str
+    # Customers' sensitive-field key ring ("kid:base64") and blind-index key.
+    field_keys: str
+    field_index_key: str
 
     @property
     def jwks(self) -> str:
         return jwks_of(self.access_public_pem)
+
+    def placeholders(self) -> dict[str, str]:
+        """What `{name}` in a suite.toml `env` value stands for."""
+        from crm_devstack.demo import admin_password
+
+        return {"access_private_pem": self.access_private_pem, "principal_public_pem": self.principal_public_pem,
+                "field_keys": self.field_keys, "field_index_key": self.field_index_key,
+                "admin_password": admin_password(), "issuer": ISSUER, "audience": AUDIENCE}
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -57,7 +77,46 @@ def ensure_keys(data_dir: str | os.PathLike[str]) -> DevKeys:
     folder.chmod(0o700)
     access = _pair(folder, "access")
     principal = _pair(folder, "principal")
-    return DevKeys(access[0], access[1], principal[0], principal[1])
+    return DevKeys(access[0], access[1], principal[0], principal[1],
+                   field_keys=f"dev1:{_secret(folder, 'field.key')}",
+                   field_index_key=_secret(folder, "field-index.key"))
+
+
+def _secret(folder: Path, name: str) -> str:
+    path = folder / name
+    if not path.exists():
+        _write_private(path, generate_key())
+    return path.read_text().strip()
+
+
+class LoginError(RuntimeError):
+    pass
+
+
+def login(gateway_url: str, user: str, password: str, *, timeout: float = 10.0) -> str:
+    """An access token for `user`, signed in through the gateway (identity checks the password)."""
+    try:
+        response = httpx.post(f"{gateway_url.rstrip('/')}/api/v1/auth/token", timeout=timeout,
+                              data={"grant_type": "password", "username": user, "password": password})
+    except httpx.HTTPError as exc:
+        raise LoginError(f"cannot reach the gateway at {gateway_url}: {exc}") from exc
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise LoginError(f"sign-in as {user} failed ({response.status_code}): {detail}")
+    return str(response.json()["access_token"])
+
+
+def role_permissions(roles: Iterable[str]) -> tuple[str, ...]:
+    """What identity's built-in roles grant (empty when the identity package is not installed)."""
+    try:
+        from crm_identity.domain.model import BUILT_IN_ROLES
+    except ImportError:
+        return ()
+    wanted = set(roles)
+    return tuple(sorted({p for role in BUILT_IN_ROLES if role.name in wanted for p in role.permissions}))
 
 
 def issue_token(
@@ -71,9 +130,10 @@ def issue_token(
     data_scope: str | DataScope = DataScope.OWN,
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
 ) -> str:
+    roles = tuple(roles)
     return issue_access_token(
         keys.access_private_pem, issuer=ISSUER, audience=AUDIENCE, subject=user,
         name=name if name is not None else user.replace(".", " ").title(),
         roles=tuple(roles), team_ids=tuple(team_ids), department_path=department_path,
-        data_scope=DataScope(data_scope), ttl_seconds=ttl_seconds,
+        data_scope=DataScope(data_scope), ttl_seconds=ttl_seconds, permissions=role_permissions(roles),
     )

@@ -210,7 +210,7 @@ class Suite:
             CRM_METRICS_PORT=str(spec.metrics_port),
             CRM_PRINCIPAL_PUBLIC_KEY=self.keys.principal_public_pem,
         )
-        env.update(spec.env)
+        env.update({name: value.format_map(self.keys.placeholders()) for name, value in spec.env.items()})
         return env
 
     def gateway_env(self) -> dict[str, str]:
@@ -229,7 +229,7 @@ class Suite:
             env["CRM_METRICS_PORT"] = str(gateway.metrics_port)
         for spec in self.config.services:
             env[spec.target_env_name] = f"127.0.0.1:{spec.grpc_port}"
-        env.update(gateway.env)
+        env.update({name: value.format_map(self.keys.placeholders()) for name, value in gateway.env.items()})
         return env
 
     # lifecycle ---------------------------------------------------------------------------
@@ -381,8 +381,7 @@ class Suite:
             f"  PostgreSQL        {self.postgres_url}   (log {self.postgres.log_file})",
             f"  NATS              {self.nats_url}   (monitor {self.nats.monitor_url})",
             f"  data              {self.data_dir}",
-            "  a token           make token   (or: uv run crm-dev token --user alice "
-            "--roles sales_rep --data-scope own)",
+            "  a token           make token USER=li.wei   (demo users and passwords: README.md)",
             "  stop              Ctrl-C",
         ]
         return "\n".join(lines)

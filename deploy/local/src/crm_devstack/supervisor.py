@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from typing import IO
 
-from crmkit.embedded import spawn_options
+from crmkit.embedded import spawn
 
 _COLOURS = ["36", "33", "35", "32", "34", "91", "96", "93", "95", "92"]
 
@@ -67,10 +67,9 @@ class Child:
         return None if self.proc is None else self.proc.pid
 
     def start(self) -> Child:
-        self.proc = subprocess.Popen(  # noqa: S603 (commands from the suite manifest)
-            self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **spawn_options(),
-        )
+        # spawn(), not Popen(preexec_fn=...): no fork() in a process that may run gRPC
+        self.proc = spawn(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._pump = threading.Thread(target=self._copy, name=f"out-{self.name}", daemon=True)
         self._pump.start()
         return self

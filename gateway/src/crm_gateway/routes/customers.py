@@ -12,8 +12,9 @@ from google.protobuf.json_format import MessageToDict
 
 from crm.common.v1 import lifecycle_pb2
 from crm.customers.v1 import customers_pb2 as pb
+from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
-from crm_gateway.auth import Caller, authenticated
+from crm_gateway.auth import Caller, authenticated, require
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import customer_schemas as s
@@ -21,6 +22,11 @@ from crm_gateway.routes import customer_schemas as s
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["customers"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
+# What each route needs (crm_gateway.permissions); ApiRoute documents it as x-permission.
+_READ = Depends(require(p.CUSTOMERS_READ))
+_WRITE = Depends(require(p.CUSTOMERS_WRITE))
+_DELETE = Depends(require(p.CUSTOMERS_DELETE))
+_MANAGE_INDUSTRIES = Depends(require(p.INDUSTRIES_MANAGE))
 _IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
 _IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
                       "response and create nothing new (kept 24 hours)")
@@ -95,7 +101,7 @@ def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = N
 
 @router.post("/customers", status_code=201, response_model=s.Customer, summary="Create a customer",
              responses={409: {"description": "A customer with this tax ID exists (named when visible to you)"}})
-async def create_customer(body: s.CustomerCreate, request: Request, caller: Caller = Depends(authenticated),
+async def create_customer(body: s.CustomerCreate, request: Request, caller: Caller = _WRITE,
                           idempotency_key: str | None = _IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateCustomer(
         pb.CreateCustomerRequest(customer=_customer_pb(body.model_dump())), metadata=caller.metadata)
@@ -105,7 +111,7 @@ async def create_customer(body: s.CustomerCreate, request: Request, caller: Call
 
 @router.get("/customers", response_model=s.CustomerPage, summary="List customers in your data scope")
 async def list_customers(
-    request: Request, caller: Caller = Depends(authenticated),
+    request: Request, caller: Caller = _READ,
     limit: int = Query(50, ge=1, le=200), cursor: str = Query("", max_length=2000),
     sort: s.CustomerSort = Query("-create_time"), name: str = Query("", max_length=200, description="Name contains"),
     industry: str = Query("", max_length=50), owner_id: str = Query("", max_length=100),
@@ -119,7 +125,7 @@ async def list_customers(
 
 
 @router.get("/customers/{customer_id}", response_model=s.Customer, summary="Read a customer")
-async def get_customer(customer_id: UUID, request: Request, caller: Caller = Depends(authenticated)) -> Response:
+async def get_customer(customer_id: UUID, request: Request, caller: Caller = _READ) -> Response:
     reply = await _stub(request).GetCustomer(pb.GetCustomerRequest(id=str(customer_id)), metadata=caller.metadata)
     customer = _customer_json(reply.customer)
     return _json(customer, headers={"ETag": etag_of(customer.version)})
@@ -127,7 +133,7 @@ async def get_customer(customer_id: UUID, request: Request, caller: Caller = Dep
 
 @router.patch("/customers/{customer_id}", response_model=s.Customer, summary="Change a customer (merge patch)")
 async def update_customer(customer_id: UUID, body: s.CustomerPatch, request: Request,
-                          caller: Caller = Depends(authenticated), if_match: str | None = _IF_MATCH) -> Response:
+                          caller: Caller = _WRITE, if_match: str | None = _IF_MATCH) -> Response:
     fields = body.model_dump(exclude_unset=True)
     message = _customer_pb({k: v for k, v in fields.items() if v is not None})
     message.id = str(customer_id)
@@ -139,7 +145,7 @@ async def update_customer(customer_id: UUID, body: s.CustomerPatch, request: Req
 
 
 @router.delete("/customers/{customer_id}", status_code=204, summary="Delete a customer")
-async def delete_customer(customer_id: UUID, request: Request, caller: Caller = Depends(authenticated),
+async def delete_customer(customer_id: UUID, request: Request, caller: Caller = _DELETE,
                           if_match: str | None = _IF_MATCH) -> Response:
     await _stub(request).DeleteCustomer(
         pb.DeleteCustomerRequest(id=str(customer_id), expected_version=expected_version(if_match)),
@@ -152,7 +158,7 @@ async def delete_customer(customer_id: UUID, request: Request, caller: Caller = 
 @router.post("/customers/{customer_id}/contacts", status_code=201, response_model=s.Contact,
              summary="Add a contact")
 async def add_contact(customer_id: UUID, body: s.ContactFields, request: Request,
-                      caller: Caller = Depends(authenticated), idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                      caller: Caller = _WRITE, idempotency_key: str | None = _IDEMPOTENCY) -> Response:
     reply = await _stub(request).AddContact(
         pb.AddContactRequest(customer_id=str(customer_id), contact=pb.Contact(**body.model_dump())),
         metadata=caller.metadata)
@@ -162,7 +168,7 @@ async def add_contact(customer_id: UUID, body: s.ContactFields, request: Request
 
 
 @router.get("/customers/{customer_id}/contacts", response_model=s.ContactList, summary="List contacts")
-async def list_contacts(customer_id: UUID, request: Request, caller: Caller = Depends(authenticated)) -> Response:
+async def list_contacts(customer_id: UUID, request: Request, caller: Caller = _READ) -> Response:
     reply = await _stub(request).ListContacts(pb.ListContactsRequest(customer_id=str(customer_id)),
                                               metadata=caller.metadata)
     return _json(s.ContactList(items=[_contact_json(c) for c in reply.contacts]))
@@ -171,7 +177,7 @@ async def list_contacts(customer_id: UUID, request: Request, caller: Caller = De
 @router.patch("/customers/{customer_id}/contacts/{contact_id}", response_model=s.Contact,
               summary="Change a contact (merge patch)")
 async def update_contact(customer_id: UUID, contact_id: UUID, body: s.ContactPatch, request: Request,
-                         caller: Caller = Depends(authenticated), if_match: str | None = _IF_MATCH) -> Response:
+                         caller: Caller = _WRITE, if_match: str | None = _IF_MATCH) -> Response:
     fields = body.model_dump(exclude_unset=True)
     message = pb.Contact(id=str(contact_id), customer_id=str(customer_id),
                          **{k: v for k, v in fields.items() if v is not None})
@@ -184,7 +190,7 @@ async def update_contact(customer_id: UUID, contact_id: UUID, body: s.ContactPat
 
 @router.delete("/customers/{customer_id}/contacts/{contact_id}", status_code=204, summary="Remove a contact")
 async def remove_contact(customer_id: UUID, contact_id: UUID, request: Request,
-                         caller: Caller = Depends(authenticated)) -> Response:
+                         caller: Caller = _WRITE) -> Response:
     await _stub(request).RemoveContact(
         pb.RemoveContactRequest(customer_id=str(customer_id), contact_id=str(contact_id)), metadata=caller.metadata)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -195,7 +201,7 @@ async def remove_contact(customer_id: UUID, contact_id: UUID, request: Request,
 @router.post("/customers/{customer_id}/follow-ups", status_code=201, response_model=s.FollowUp,
              summary="Record a follow-up on the customer's timeline")
 async def record_follow_up(customer_id: UUID, body: s.FollowUpCreate, request: Request,
-                           caller: Caller = Depends(authenticated),
+                           caller: Caller = _WRITE,
                            idempotency_key: str | None = _IDEMPOTENCY) -> Response:
     message = pb.FollowUp(kind=pb.FollowUpKind.Value(_enum("FOLLOW_UP_KIND", body.kind)), summary=body.summary,
                           content=body.content, key_facts=body.key_facts, contact_id=body.contact_id)
@@ -208,7 +214,7 @@ async def record_follow_up(customer_id: UUID, body: s.FollowUpCreate, request: R
 
 @router.get("/customers/{customer_id}/follow-ups", response_model=s.FollowUpPage,
             summary="The customer's timeline, newest first")
-async def list_follow_ups(customer_id: UUID, request: Request, caller: Caller = Depends(authenticated),
+async def list_follow_ups(customer_id: UUID, request: Request, caller: Caller = _READ,
                           limit: int = Query(50, ge=1, le=200), cursor: str = Query("", max_length=2000)) -> Response:
     reply = await _stub(request).ListFollowUps(
         pb.ListFollowUpsRequest(customer_id=str(customer_id), page_size=limit, page_token=cursor),
@@ -220,14 +226,14 @@ async def list_follow_ups(customer_id: UUID, request: Request, caller: Caller = 
 # Reference data ------------------------------------------------------------------------------
 
 @router.get("/industries", response_model=s.IndustryList, summary="The normalised industry list")
-async def list_industries(request: Request, caller: Caller = Depends(authenticated)) -> Response:
+async def list_industries(request: Request, caller: Caller = _READ) -> Response:
     reply = await _stub(request).ListIndustries(pb.ListIndustriesRequest(), metadata=caller.metadata)
     return _json(s.IndustryList(items=[s.Industry(**MessageToDict(i, preserving_proto_field_name=True))
                                        for i in reply.industries]))
 
 
 @router.post("/industries", status_code=201, response_model=s.Industry, summary="Add an industry (administrators)")
-async def create_industry(body: s.Industry, request: Request, caller: Caller = Depends(authenticated),
+async def create_industry(body: s.Industry, request: Request, caller: Caller = _MANAGE_INDUSTRIES,
                           idempotency_key: str | None = _IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateIndustry(pb.CreateIndustryRequest(industry=pb.Industry(**body.model_dump())),
                                                 metadata=caller.metadata)
@@ -235,6 +241,6 @@ async def create_industry(body: s.Industry, request: Request, caller: Caller = D
 
 
 @router.get("/tags", response_model=s.TagList, summary="Tags in use in your data scope")
-async def list_tags(request: Request, caller: Caller = Depends(authenticated)) -> Response:
+async def list_tags(request: Request, caller: Caller = _READ) -> Response:
     reply = await _stub(request).ListTags(pb.ListTagsRequest(), metadata=caller.metadata)
     return _json(s.TagList(items=[s.TagUsage(name=t.name, customer_count=t.customer_count) for t in reply.tags]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import errno
 import logging
 import os
 import shutil
@@ -37,14 +37,14 @@ __all__ = [
     "nats_server_binary",
     "postgres_bin_dir",
     "run_admin_sql",
-    "spawn_options",
+    "spawn",
+    "spawn_command",
     "wait_until",
 ]
 
 _log = logging.getLogger(__name__)
 
 PG_SYSTEM_USER = "crm_postgres"
-_PR_SET_PDEATHSIG = 1
 
 
 class ServerStartError(RuntimeError):
@@ -81,36 +81,93 @@ def wait_until(
         time.sleep(interval)
 
 
-def _set_pdeathsig(sig: int) -> Callable[[], None] | None:
-    """A preexec_fn that makes the child receive `sig` when the spawning thread dies (Linux).
+# What Popen runs (in a fresh interpreter) in place of the program when a user or parent-death
+# signal is wanted: switches user, sets the signal, then execs the program. Doing that here,
+# after an exec, and not in Popen's child before it (preexec_fn, user=, group=) lets Popen use
+# vfork instead of fork:
+# a real fork() runs the pthread_atfork handlers of libraries loaded in this process, and gRPC's
+# (grpcio builds with fork support on) restart its event-engine threads in the child, which then
+# crash (SIGSEGV, or SIGABRT on "epoll_wait error: Bad file descriptor" once close_fds has closed
+# their epoll fd) before the exec. That happens whenever this process has used grpc.aio: the
+# e2e tests, the launcher's tests in a full pytest run, anything embedding the launcher.
+_EXEC_HELPER = """\
+import os, signal, sys
+die_signal, parent, user, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+if die_signal:  # imported while we may still read the interpreter's files
+    import ctypes
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+if user:
+    import pwd
+    entry = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+if die_signal:  # after setuid, which clears it
+    prctl(1, die_signal, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        sys.exit(f"{argv[0]}: not started, its parent {parent} has exited")
+for name in ("SIGPIPE", "SIGXFSZ"):  # Python ignores these; an exec would keep them ignored
+    if hasattr(signal, name):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+try:
+    os.execv(argv[0], argv)
+except OSError as exc:
+    sys.stderr.write(f"cannot run {argv[0]}: {exc}\\n")
+    os._exit(127)
+"""
 
-    A safety net against orphans if the parent is killed with SIGKILL. It is only used when the
-    spawning thread is the main thread: the kernel sends the signal when the *thread* that forked
-    exits, so spawning from a worker thread would kill the child too early.
+
+def _die_signal_usable(sig: int | None) -> bool:
+    """PR_SET_PDEATHSIG is Linux-only and fires when the spawning *thread* exits, so it is only
+    used when we spawn from the main thread (from a worker thread it would kill the child early).
     """
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    if not sys.platform.startswith("linux") or not on_main_thread:
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-    return preexec
+    return (sig is not None and sys.platform.startswith("linux")
+            and threading.current_thread() is threading.main_thread())
 
 
-def spawn_options(*, die_signal: int = signal.SIGTERM) -> dict[str, Any]:
-    """Popen options for a supervised child: its own session (a terminal's Ctrl-C reaches only
-    the supervisor, which then stops children in order) and a parent-death signal."""
-    options: dict[str, Any] = {"start_new_session": True}
-    preexec = _set_pdeathsig(die_signal)
-    if preexec is not None:
-        options["preexec_fn"] = preexec
-    return options
+def spawn_command(
+    argv: Sequence[str],
+    *,
+    die_signal: int | None = signal.SIGTERM,
+    user: str | None = None,
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """The argv that runs `argv` as `user` (when given) with a parent-death signal (when usable).
+
+    Pass it to Popen *without* preexec_fn, user, group or extra_groups (see _EXEC_HELPER); the
+    executable is looked up here, on `env`'s PATH, so a missing one raises FileNotFoundError
+    like Popen does.
+    """
+    argv = [os.fspath(a) for a in argv]
+    if os.sep not in argv[0]:
+        found = shutil.which(argv[0], path=(env if env is not None else os.environ).get("PATH"))
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+        argv[0] = found
+    sig = die_signal if _die_signal_usable(die_signal) else None
+    if sig is None and user is None:
+        return argv
+    return [sys.executable, "-I", "-S", "-c", _EXEC_HELPER, str(int(sig or 0)), str(os.getpid()),
+            user or "", *argv]
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    die_signal: int | None = signal.SIGTERM,
+    user: str | None = None,
+    env: dict[str, str] | None = None,
+    **popen: Any,
+) -> subprocess.Popen[bytes]:
+    """Starts a supervised child: its own session (a terminal's Ctrl-C reaches only the
+    supervisor, which then stops children in order), a parent-death signal as a safety net
+    against orphans if we are SIGKILLed, optionally as another user; without fork() (see
+    _EXEC_HELPER). `popen` are further Popen options (stdin, stdout, cwd, ...)."""
+    for unsafe in ("preexec_fn", "group", "extra_groups"):
+        if unsafe in popen:
+            raise TypeError(f"spawn() does not take {unsafe}: it would make Popen fork()")
+    return subprocess.Popen(spawn_command(argv, die_signal=die_signal, user=user, env=env),
+                            env=env, start_new_session=True, **popen)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -410,11 +467,6 @@ class EmbeddedPostgres:
                 if want != mode and not os.path.islink(path):
                     os.chmod(path, want)
 
-    def _as_user(self) -> dict[str, Any]:
-        if self._system_user is None:
-            return {}
-        return {"user": self._system_user, "group": self._system_user, "extra_groups": []}
-
     def _initdb(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
             return
@@ -422,8 +474,9 @@ class EmbeddedPostgres:
                 "--auth=trust", "--encoding=UTF8", "--locale=C"]
         if self.settings.get("fsync") == "off":
             args.append("--no-sync")
-        result = subprocess.run(args, check=False, capture_output=True, text=True,
-                                cwd=self.data_dir, stdin=subprocess.DEVNULL, **self._as_user())
+        result = subprocess.run(spawn_command(args, die_signal=None, user=self._system_user),
+                                check=False, capture_output=True, text=True,
+                                cwd=self.data_dir, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
             raise ServerStartError(
                 f"initdb failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -437,10 +490,10 @@ class EmbeddedPostgres:
             args += ["-c", f"{name}={value}"]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.data_dir, env={**os.environ, "LC_ALL": "C"}, **self._as_user(),
-                **spawn_options(die_signal=signal.SIGINT),
+            self._proc = spawn(
+                args, die_signal=signal.SIGINT, user=self._system_user,
+                env={**os.environ, "LC_ALL": "C"},
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir,
             )
         self.pid, self.reused = self._proc.pid, False
 
@@ -535,10 +588,11 @@ class EmbeddedNats:
         else:
             self.config_file.write_text(self.config_text())
             with open(self.log_file, "ab") as log:
-                self._proc = subprocess.Popen(
+                self._proc = spawn(
                     [nats_server_binary(), "-c", str(self.config_file), *self.extra_args],
+                    die_signal=signal.SIGTERM,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    cwd=self.data_dir, **spawn_options(die_signal=signal.SIGTERM),
+                    cwd=self.data_dir,
                 )
             self.pid, self.reused = self._proc.pid, False
         wait_until(self.is_ready, timeout=self.start_timeout, what="NATS",

@@ -83,7 +83,13 @@ async def serve(name: str, settings: ServiceSettings, wire: Callable[[Runtime], 
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await nc.drain()
+    # Consumers and the relay are stopped; what is left to send is flushed. (drain() would wait
+    # out its 30 s timeout on the pull subscriptions of cancelled fetches.)
+    try:
+        await nc.flush(timeout=5)
+    except Exception:  # shutting down either way
+        log.warning("NATS did not confirm the last publishes before shutdown")
+    await nc.close()
     await engine.dispose()
     if crashed.done() and crashed.exception():
         raise crashed.exception()  # type: ignore[misc]

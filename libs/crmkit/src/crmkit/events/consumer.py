@@ -74,15 +74,19 @@ class EventConsumer:
             durable_name=self.sub.name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             max_deliver=self._max_deliver, ack_wait=self._ack_wait, filter_subjects=self.sub.subjects,
         )
+        delay = 2.0
         while True:
             try:
                 await self._js.add_consumer(self.sub.stream, config)
                 return await self._js.pull_subscribe_bind(durable=self.sub.name, stream=self.sub.stream)
             except NotFoundError:
                 # The producer creates its stream when it starts; wait for it rather than
-                # creating it with a configuration the producer does not own.
-                log.info("stream not there yet; waiting", extra={"stream": self.sub.stream})
-                await asyncio.sleep(2.0)
+                # creating it with a configuration the producer does not own. A service that is
+                # not deployed yet may never start: say so once, then poll quietly, backing off.
+                level = logging.INFO if delay == 2.0 else logging.DEBUG
+                log.log(level, "stream not there yet; waiting", extra={"stream": self.sub.stream})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def handle(self, msg: Msg) -> None:
         headers = dict(msg.headers or {})

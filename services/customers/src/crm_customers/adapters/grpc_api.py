@@ -19,11 +19,21 @@ from crm_customers.app.messages import (
     follow_up_fields_from_pb,
     follow_up_to_pb,
 )
+from crm_customers.domain.model import Contact, Customer
 from crmkit.auth import current_principal
 from crmkit.db import UnitOfWork
 from crmkit.ids import parse_id
 
 SOURCE = "crm/customers"
+
+
+# R-SEC-04: phones, tax IDs and account numbers in full only for a principal that sees them.
+def _customer_out(customer: Customer) -> pb.Customer:
+    return customer_to_pb(customer, reveal=current_principal().sees_sensitive)
+
+
+def _contact_out(contact: Contact) -> pb.Contact:
+    return contact_to_pb(contact, reveal=current_principal().sees_sensitive)
 
 
 class CustomersServicer(pb_grpc.CustomersServiceServicer):
@@ -37,12 +47,12 @@ class CustomersServicer(pb_grpc.CustomersServiceServicer):
         async with self._uow() as uow:
             customer = await use_cases.create_customer(uow, current_principal(),
                                                        customer_fields_from_pb(request.customer))
-        return pb.CreateCustomerResponse(customer=customer_to_pb(customer))
+        return pb.CreateCustomerResponse(customer=_customer_out(customer))
 
     async def GetCustomer(self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
             customer = await use_cases.get_customer(uow, current_principal(), parse_id(request.id))
-        return pb.GetCustomerResponse(customer=customer_to_pb(customer))
+        return pb.GetCustomerResponse(customer=_customer_out(customer))
 
     async def UpdateCustomer(self, request: pb.UpdateCustomerRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
@@ -50,7 +60,7 @@ class CustomersServicer(pb_grpc.CustomersServiceServicer):
                 uow, current_principal(), parse_id(request.customer.id, "customer.id"),
                 customer_fields_from_pb(request.customer), list(request.update_mask.paths),
                 request.expected_version)
-        return pb.UpdateCustomerResponse(customer=customer_to_pb(customer))
+        return pb.UpdateCustomerResponse(customer=_customer_out(customer))
 
     async def DeleteCustomer(self, request: pb.DeleteCustomerRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
@@ -63,14 +73,14 @@ class CustomersServicer(pb_grpc.CustomersServiceServicer):
                 uow, current_principal(), page_token=request.page_token, limit=request.page_size,
                 order_by=request.order_by, name_contains=request.name_contains, industry=request.industry,
                 owner_id=request.owner_id, tag=request.tag, team_id=request.team_id)
-        return pb.ListCustomersResponse(customers=[customer_to_pb(c) for c in items], next_page_token=token)
+        return pb.ListCustomersResponse(customers=[_customer_out(c) for c in items], next_page_token=token)
 
     async def AddContact(self, request: pb.AddContactRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
             contact = await use_cases.add_contact(uow, current_principal(),
                                                   parse_id(request.customer_id, "customer_id"),
                                                   contact_fields_from_pb(request.contact))
-        return pb.AddContactResponse(contact=contact_to_pb(contact))
+        return pb.AddContactResponse(contact=_contact_out(contact))
 
     async def UpdateContact(self, request: pb.UpdateContactRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
@@ -78,7 +88,7 @@ class CustomersServicer(pb_grpc.CustomersServiceServicer):
                 uow, current_principal(), parse_id(request.contact.customer_id, "customer_id"),
                 parse_id(request.contact.id, "contact_id"), contact_fields_from_pb(request.contact),
                 list(request.update_mask.paths), request.expected_version)
-        return pb.UpdateContactResponse(contact=contact_to_pb(contact))
+        return pb.UpdateContactResponse(contact=_contact_out(contact))
 
     async def RemoveContact(self, request: pb.RemoveContactRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
@@ -90,7 +100,7 @@ class CustomersServicer(pb_grpc.CustomersServiceServicer):
         async with self._uow() as uow:
             contacts = await use_cases.list_contacts(uow, current_principal(),
                                                      parse_id(request.customer_id, "customer_id"))
-        return pb.ListContactsResponse(contacts=[contact_to_pb(c) for c in contacts])
+        return pb.ListContactsResponse(contacts=[_contact_out(c) for c in contacts])
 
     async def RecordFollowUp(self, request: pb.RecordFollowUpRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:

@@ -8,14 +8,16 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_customers.adapters import sensitive
 from crm_customers.adapters.tables import contacts, customer_tags, customers, follow_ups, industries
 from crm_customers.domain.model import (
     Address,
     AddressKind,
+    BankAccount,
     Contact,
     Customer,
     CustomerStatus,
@@ -36,26 +38,40 @@ SORTS = {"name": customers.c.name, "create_time": customers.c.created_at,
 def in_scope(principal: Principal) -> ColumnElement[bool]:
     return and_(customers.c.deleted_at.is_(None),
                 scope_clause(principal, owner=customers.c.owner_id, team=customers.c.team_id,
-                             department_path=customers.c.department_path))
+                             department_path=customers.c.department_path,
+                             signed=customers.c.has_signed_contract))
 
 
 def _customer(row: Row[Any], tags: Sequence[str]) -> Customer:
     return Customer(
-        id=row.id, name=row.name, tax_id=row.tax_id or "", industry=row.industry or "", region=row.region,
+        id=row.id, name=row.name, tax_id=sensitive.reveal(row.tax_id or "", sensitive.TAX_ID),
+        industry=row.industry or "", region=row.region,
         origin=Origin(row.origin), status=CustomerStatus(row.status),
         lifecycle_stage=LifecycleStage(row.lifecycle_stage), owner_id=row.owner_id, team_id=row.team_id,
         department_path=row.department_path, tags=tuple(tags),
         addresses=tuple(Address(**{**a, "kind": AddressKind(a["kind"])}) for a in row.addresses),
-        version=row.version, created_at=row.created_at, updated_at=row.updated_at, created_by=row.created_by)
+        bank_accounts=tuple(
+            BankAccount(bank_name=b["bank_name"], account_name=b.get("account_name", ""),
+                        account_number=sensitive.reveal(b["account_number"], sensitive.ACCOUNT_NUMBER))
+            for b in row.bank_accounts),
+        has_signed_contract=row.has_signed_contract, version=row.version, created_at=row.created_at,
+        updated_at=row.updated_at, created_by=row.created_by)
 
 
 def _customer_values(c: Customer) -> dict[str, Any]:
     return {
-        "name": c.name, "tax_id": c.tax_id or None, "industry": c.industry or None, "region": c.region,
+        "name": c.name, "tax_id": sensitive.seal(c.tax_id, sensitive.TAX_ID) or None,
+        "tax_id_index": sensitive.tax_id_index(c.tax_id), "industry": c.industry or None, "region": c.region,
         "origin": c.origin.value, "status": c.status.value, "lifecycle_stage": c.lifecycle_stage.value,
         "owner_id": c.owner_id, "team_id": c.team_id, "department_path": c.department_path,
-        "addresses": [asdict(a) | {"kind": a.kind.value} for a in c.addresses], "version": c.version,
+        "addresses": [asdict(a) | {"kind": a.kind.value} for a in c.addresses],
+        "bank_accounts": [sealed_bank_account(asdict(b)) for b in c.bank_accounts],
+        "has_signed_contract": c.has_signed_contract, "version": c.version,
     }
+
+
+def sealed_bank_account(account: dict[str, str]) -> dict[str, str]:
+    return account | {"account_number": sensitive.seal(account["account_number"], sensitive.ACCOUNT_NUMBER)}
 
 
 class CustomerRepository:
@@ -78,11 +94,13 @@ class CustomerRepository:
         return result.first() is not None
 
     async def holder_of_tax_id(self, tax_id: str) -> Row[Any] | None:
-        """The live customer with this tax ID, whoever owns it (for duplicate detection)."""
+        """The live customer with this tax ID, whoever owns it (for duplicate detection): by its
+        blind index, or by the plaintext of a row not yet re-encrypted (migration 0002)."""
         result = await self.session.execute(
             select(customers.c.id, customers.c.name, customers.c.owner_id, customers.c.team_id,
                    customers.c.department_path)
-            .where(customers.c.tax_id == tax_id, customers.c.deleted_at.is_(None)))
+            .where(or_(customers.c.tax_id_index == sensitive.tax_id_index(tax_id), customers.c.tax_id == tax_id),
+                   customers.c.deleted_at.is_(None)))
         return result.first()
 
     async def add(self, customer: Customer) -> Customer:
@@ -230,13 +248,15 @@ def sort_key(sort: str, customer: Customer) -> list[Any]:
 
 
 def _contact_values(c: Contact) -> dict[str, Any]:
-    return {"customer_id": c.customer_id, "name": c.name, "title": c.title, "phones": list(c.phones),
+    return {"customer_id": c.customer_id, "name": c.name, "title": c.title,
+            "phones": [sensitive.seal(p, sensitive.PHONE) for p in c.phones],
             "email": c.email, "wechat": c.wechat, "is_key": c.is_key, "version": c.version}
 
 
 def _contact(row: Row[Any]) -> Contact:
     return Contact(id=row.id, customer_id=row.customer_id, name=row.name, title=row.title,
-                   phones=tuple(row.phones), email=row.email, wechat=row.wechat, is_key=row.is_key,
+                   phones=tuple(sensitive.reveal(p, sensitive.PHONE) for p in row.phones), email=row.email,
+                   wechat=row.wechat, is_key=row.is_key,
                    version=row.version, created_at=row.created_at, updated_at=row.updated_at)
 
 

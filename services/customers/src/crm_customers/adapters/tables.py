@@ -33,7 +33,11 @@ customers = Table(
     "customers", metadata,
     Column("id", Uuid, primary_key=True),
     Column("name", Text, nullable=False),
+    # Sealed (adapters/sensitive.py); plaintext only in rows older than migration 0002 until
+    # `crm-customers reencrypt` has run.
     Column("tax_id", Text),
+    # Blind index of the normalised tax ID: equality without the plaintext.
+    Column("tax_id_index", Text),
     Column("industry", Text, ForeignKey("industries.code")),
     Column("region", Text, nullable=False, server_default=""),
     Column("origin", Text, nullable=False),
@@ -43,12 +47,20 @@ customers = Table(
     Column("team_id", Text, nullable=False, server_default=""),
     Column("department_path", Text, nullable=False, server_default="/"),
     Column("addresses", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # [{bank_name, account_name, account_number (sealed)}]
+    Column("bank_accounts", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # R-SEC-02: what finance's data scope sees; set by the contract.signed event.
+    Column("has_signed_contract", Boolean, nullable=False, server_default="false"),
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("created_by", Text, nullable=False, server_default=""),
     Column("deleted_at", DateTime(timezone=True)),
-    # R-CUS-01: one live customer per tax ID.
+    # R-CUS-01: one live customer per tax ID, on the blind index.
+    Index("customers_tax_id_index_live", "tax_id_index", unique=True,
+          postgresql_where=text("deleted_at IS NULL AND tax_id_index IS NOT NULL")),
+    # The plaintext-era index, kept while legacy rows exist (see migration 0002); on sealed values
+    # (random nonces) it never conflicts.
     Index("customers_tax_id_live", "tax_id", unique=True,
           postgresql_where=text("deleted_at IS NULL AND tax_id IS NOT NULL")),
     Index("customers_name_id", "name", "id"),

@@ -10,9 +10,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.common.v1 import lifecycle_pb2
 from crm.customers.v1 import customers_pb2 as pb
+from crm_customers.domain.masking import masked_contact, masked_customer
 from crm_customers.domain.model import (
     Address,
     AddressKind,
+    BankAccount,
     Contact,
     Customer,
     CustomerStatus,
@@ -55,7 +57,10 @@ def timestamp(value: dt.datetime | None) -> Timestamp | None:
     return ts
 
 
-def customer_to_pb(c: Customer) -> pb.Customer:
+def customer_to_pb(c: Customer, *, reveal: bool = False) -> pb.Customer:
+    """`reveal`: tax ID and account numbers in full (R-SEC-04); masked otherwise, always in events."""
+    if not reveal:
+        c = masked_customer(c)
     return pb.Customer(
         id=str(c.id), name=c.name, tax_id=c.tax_id, industry=c.industry, region=c.region,
         origin=pb.Origin.Value(_enum_out("ORIGIN", c.origin)),
@@ -65,6 +70,9 @@ def customer_to_pb(c: Customer) -> pb.Customer:
         addresses=[pb.Address(kind=pb.AddressKind.Value(_enum_out("ADDRESS_KIND", a.kind)), line=a.line,
                               city=a.city, province=a.province, country=a.country, postal_code=a.postal_code)
                    for a in c.addresses],
+        bank_accounts=[pb.BankAccount(bank_name=b.bank_name, account_name=b.account_name,
+                                      account_number=b.account_number) for b in c.bank_accounts],
+        has_signed_contract=c.has_signed_contract,
         version=c.version, create_time=timestamp(c.created_at), update_time=timestamp(c.updated_at),
         created_by=c.created_by)
 
@@ -85,10 +93,15 @@ def customer_fields_from_pb(m: pb.Customer) -> dict[str, object]:
                                   f"addresses[{i}].kind", AddressKind.OFFICE),
                     line=a.line, city=a.city, province=a.province, country=a.country, postal_code=a.postal_code)
             for i, a in enumerate(m.addresses)),
+        "bank_accounts": tuple(BankAccount(bank_name=b.bank_name, account_name=b.account_name,
+                                           account_number=b.account_number) for b in m.bank_accounts),
     }
 
 
-def contact_to_pb(c: Contact) -> pb.Contact:
+def contact_to_pb(c: Contact, *, reveal: bool = False) -> pb.Contact:
+    """`reveal`: phones in full (R-SEC-04); masked otherwise, always in events."""
+    if not reveal:
+        c = masked_contact(c)
     return pb.Contact(id=str(c.id), customer_id=str(c.customer_id), name=c.name, title=c.title,
                       phones=list(c.phones), email=c.email, wechat=c.wechat, is_key=c.is_key, version=c.version,
                       create_time=timestamp(c.created_at), update_time=timestamp(c.updated_at))

@@ -4,12 +4,14 @@ domain rules, and emits the integration events of what it changed."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from crm.contracts.v1 import events_pb2 as contracts_ev
 from crm.customers.v1 import events_pb2 as ev
 from crm_customers.adapters.repository import SORTS, CustomerRepository, sort_key
 from crm_customers.app.messages import contact_to_pb, customer_to_pb, follow_up_to_pb
@@ -20,6 +22,7 @@ from crm_customers.domain.model import (
     Contact,
     Customer,
     FollowUp,
+    LifecycleStage,
     changed_fields,
     normalise_contact,
     normalise_customer,
@@ -27,12 +30,15 @@ from crm_customers.domain.model import (
 )
 from crm_customers.domain.text import clean
 from crmkit.auth import Principal
+from crmkit.auth.principal import SYSTEM
 from crmkit.db import UnitOfWork
 from crmkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, StaleVersion
+from crmkit.events.envelope import Event
 from crmkit.ids import new_id
 from crmkit.pagination import decode_cursor, encode_cursor, page_size
 from crmkit.scopes import may_assign
 
+log = logging.getLogger(__name__)
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -270,3 +276,41 @@ async def list_follow_ups(uow: UnitOfWork, principal: Principal, customer_id: uu
         last = items[size - 1]
         next_token = encode_cursor("-occur_time", [last.occurred_at.isoformat(), str(last.id)])
     return items[:size], next_token
+
+
+# Events consumed -----------------------------------------------------------------------------
+
+CONTRACT_SIGNED_SUBJECT = "crm.contracts.contract.signed"
+# R-CUS-11: a signed contract makes a lead or prospect a customer; a churned customer stays churned
+# until someone decides otherwise (the transition back is a business decision, not an event's).
+_BECOMES_CUSTOMER = frozenset({LifecycleStage.LEAD, LifecycleStage.PROSPECT})
+
+
+async def on_contract_signed(uow: UnitOfWork, event: Event) -> None:
+    """`crm.contracts.contract.signed`: the customer now has a signed contract (finance sees it,
+    R-SEC-02) and is a customer (R-CUS-11). The consumer's processed-event log makes a redelivery
+    a no-op; a second contract of the same customer changes nothing and emits nothing. An event
+    for a customer this service does not know (or deleted) is recorded and ignored: retrying it
+    would never succeed."""
+    signed = event.message(contracts_ev.ContractSigned)
+    log_extra = {"event_id": event.id, "contract_id": signed.contract_id, "customer_id": signed.customer_id}
+    try:
+        customer_id = uuid.UUID(signed.customer_id)
+    except ValueError:
+        log.warning("contract signed for a malformed customer id; ignored", extra=log_extra)
+        return
+    repo = CustomerRepository(uow.session)
+    before = await repo.get(SYSTEM, customer_id, for_update=True)
+    if before is None:
+        log.warning("contract signed for an unknown customer; ignored", extra=log_extra)
+        return
+    after = replace(before, has_signed_contract=True,
+                    lifecycle_stage=LifecycleStage.CUSTOMER if before.lifecycle_stage in _BECOMES_CUSTOMER
+                    else before.lifecycle_stage)
+    changed = sorted(f for f in ("has_signed_contract", "lifecycle_stage") if getattr(before, f) != getattr(after, f))
+    if not changed:
+        return
+    saved = await repo.save(replace(after, version=before.version + 1))
+    uow.emit(ev.CustomerUpdated(before=customer_to_pb(before), after=customer_to_pb(saved), changed_fields=changed),
+             subject_id=str(saved.id))
+    log.info("contract signed", extra=log_extra | {"changed_fields": changed})

@@ -62,6 +62,10 @@ MAX_TAGS = 20
 MAX_TAG = 50
 MAX_ADDRESSES = 10
 MAX_KEY_FACTS = 20
+MAX_BANK_ACCOUNTS = 10
+_ACCOUNT_NUMBER = re.compile(r"^[A-Z0-9]{4,34}$")
+# What a masked value looks like: sent back unchanged it must not overwrite the real one.
+MASK_CHAR = "*"
 # Clients' clocks drift; a follow-up stamped a few minutes ahead of ours still happened.
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -75,6 +79,13 @@ class Address:
     province: str = ""
     country: str = "CN"
     postal_code: str = ""
+
+
+@dataclass(frozen=True)
+class BankAccount:
+    bank_name: str
+    account_number: str
+    account_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,9 @@ class Customer:
     lifecycle_stage: LifecycleStage = LifecycleStage.PROSPECT
     tags: tuple[str, ...] = ()
     addresses: tuple[Address, ...] = ()
+    bank_accounts: tuple[BankAccount, ...] = ()
+    # Set when a contract with the customer is signed (contracts service event); never by a client.
+    has_signed_contract: bool = False
     version: int = 1
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
@@ -101,7 +115,8 @@ class Customer:
 # Fields a client may change through an update mask, and the ones whose change is an ownership
 # change (checked against the caller's data scope).
 UPDATABLE_FIELDS = frozenset({"name", "tax_id", "industry", "region", "origin", "status",
-                              "lifecycle_stage", "owner_id", "team_id", "tags", "addresses"})
+                              "lifecycle_stage", "owner_id", "team_id", "tags", "addresses",
+                              "bank_accounts"})
 OWNERSHIP_FIELDS = frozenset({"owner_id", "team_id"})
 
 
@@ -128,7 +143,9 @@ def normalise_customer(customer: Customer) -> Customer:
         problems.add("name", f"must be at most {MAX_NAME} characters")
     tax_id = clean(customer.tax_id).upper().replace(" ", "") if customer.origin == Origin.DOMESTIC \
         else clean(customer.tax_id).upper()
-    if tax_id:
+    if MASK_CHAR in tax_id:
+        problems.add("tax_id", "is a masked value; send the full tax ID or leave the field out")
+    elif tax_id:
         problem = uscc_problem(tax_id) if customer.origin == Origin.DOMESTIC else foreign_tax_id_problem(tax_id)
         if problem:
             problems.add("tax_id", problem)
@@ -139,12 +156,16 @@ def normalise_customer(customer: Customer) -> Customer:
     if len(customer.addresses) > MAX_ADDRESSES:
         problems.add("addresses", f"at most {MAX_ADDRESSES} addresses")
     addresses = tuple(_normalise_address(a, i, problems) for i, a in enumerate(customer.addresses))
+    if len(customer.bank_accounts) > MAX_BANK_ACCOUNTS:
+        problems.add("bank_accounts", f"at most {MAX_BANK_ACCOUNTS} bank accounts")
+    bank_accounts = tuple(_normalise_bank_account(b, i, problems) for i, b in enumerate(customer.bank_accounts))
     owner_id = clean(customer.owner_id)
     if not owner_id:
         problems.add("owner_id", "is required")
     problems.raise_if_any("the customer")
     return replace(customer, name=name, tax_id=tax_id, region=region, industry=clean(customer.industry),
-                   tags=tags, addresses=addresses, owner_id=owner_id, team_id=clean(customer.team_id))
+                   tags=tags, addresses=addresses, bank_accounts=bank_accounts, owner_id=owner_id,
+                   team_id=clean(customer.team_id))
 
 
 def normalise_tags(tags: tuple[str, ...], problems: _Problems) -> tuple[str, ...]:
@@ -176,6 +197,25 @@ def _normalise_address(address: Address, index: int, problems: _Problems) -> Add
         problems.add(f"addresses[{index}].country", "must be an ISO 3166-1 alpha-2 code such as CN or DE")
     return replace(address, line=line, city=clean(address.city), province=clean(address.province),
                    country=country, postal_code=clean(address.postal_code))
+
+
+def _normalise_bank_account(account: BankAccount, index: int, problems: _Problems) -> BankAccount:
+    bank_name = clean(account.bank_name)
+    if not bank_name:
+        problems.add(f"bank_accounts[{index}].bank_name", "is required")
+    elif len(bank_name) > 100:
+        problems.add(f"bank_accounts[{index}].bank_name", "must be at most 100 characters")
+    account_name = clean(account.account_name)
+    if len(account_name) > 200:
+        problems.add(f"bank_accounts[{index}].account_name", "must be at most 200 characters")
+    number = re.sub(r"[\s-]", "", clean(account.account_number)).upper()
+    if MASK_CHAR in number:
+        problems.add(f"bank_accounts[{index}].account_number",
+                     "is a masked value; send the full account number")
+    elif not _ACCOUNT_NUMBER.match(number):
+        # Chinese bank card and account numbers are digits; IBANs add letters (up to 34).
+        problems.add(f"bank_accounts[{index}].account_number", "must be 4 to 34 letters or digits")
+    return replace(account, bank_name=bank_name, account_name=account_name, account_number=number)
 
 
 def changed_fields(before: Customer, after: Customer) -> list[str]:
@@ -212,6 +252,9 @@ def normalise_contact(contact: Contact, default_region: str = "CN") -> Contact:
         problems.add("title", "must be at most 100 characters")
     phones = []
     for i, phone in enumerate(contact.phones[:10]):
+        if MASK_CHAR in phone:
+            problems.add(f"phones[{i}]", "is a masked value; send the full phone number")
+            continue
         try:
             parsed = phonenumbers.parse(clean(phone), default_region)
             if not phonenumbers.is_valid_number(parsed):

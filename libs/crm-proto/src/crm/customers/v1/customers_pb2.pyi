@@ -168,10 +168,14 @@ class Customer(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
+    BANK_ACCOUNTS_FIELD_NUMBER: _builtins.int
+    HAS_SIGNED_CONTRACT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     tax_id: _builtins.str
-    """Unified social credit code for domestic customers, the local tax number for foreign ones."""
+    """Unified social credit code for domestic customers, the local tax number for foreign ones.
+    Masked (first 4 and last 2 kept) unless the caller sees sensitive values; always in events.
+    """
     industry: _builtins.str
     """Code from the normalised industry list."""
     region: _builtins.str
@@ -184,6 +188,8 @@ class Customer(_message.Message):
     version: _builtins.int
     """Incremented by every change; the gateway's ETag."""
     created_by: _builtins.str
+    has_signed_contract: _builtins.bool
+    """Output only: a contract with this customer has been signed (finance sees only these, R-SEC-02)."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -192,6 +198,12 @@ class Customer(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def bank_accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___BankAccount]:
+        """Bank accounts of the customer (R-SEC-04: encrypted at rest, account numbers masked unless the
+        caller sees sensitive values).
+        """
+
     def __init__(
         self,
         *,
@@ -212,14 +224,45 @@ class Customer(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         created_by: _builtins.str = ...,
+        bank_accounts: _abc.Iterable[Global___BankAccount] | None = ...,
+        has_signed_contract: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "create_time", b"create_time", "created_by", b"created_by", "department_path", b"department_path", "id", b"id", "industry", b"industry", "lifecycle_stage", b"lifecycle_stage", "name", b"name", "origin", b"origin", "owner_id", b"owner_id", "region", b"region", "status", b"status", "tags", b"tags", "tax_id", b"tax_id", "team_id", b"team_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "bank_accounts", b"bank_accounts", "create_time", b"create_time", "created_by", b"created_by", "department_path", b"department_path", "has_signed_contract", b"has_signed_contract", "id", b"id", "industry", b"industry", "lifecycle_stage", b"lifecycle_stage", "name", b"name", "origin", b"origin", "owner_id", b"owner_id", "region", b"region", "status", b"status", "tags", b"tags", "tax_id", b"tax_id", "team_id", b"team_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Customer: _TypeAlias = Customer  # noqa: Y015
+
+@_typing.final
+class BankAccount(_message.Message):
+    """A bank account of a customer, e.g. for payments received (R-SEC-04)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_NAME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NAME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    bank_name: _builtins.str
+    account_name: _builtins.str
+    """The account holder's name as the bank knows it."""
+    account_number: _builtins.str
+    """Masked ("****1234") unless the caller sees sensitive values; events always carry it masked."""
+    def __init__(
+        self,
+        *,
+        bank_name: _builtins.str = ...,
+        account_name: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_name", b"account_name", "account_number", b"account_number", "bank_name", b"bank_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BankAccount: _TypeAlias = BankAccount  # noqa: Y015
 
 @_typing.final
 class Contact(_message.Message):
@@ -247,7 +290,11 @@ class Contact(_message.Message):
     is_key: _builtins.bool
     version: _builtins.int
     @_builtins.property
-    def phones(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def phones(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """E.164. Masked (country code, first 3 and last 4 digits kept) unless the caller sees sensitive
+        values; always in events.
+        """
+
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property

@@ -26,7 +26,7 @@ from crm.common.v1 import options_pb2 as crm_dot_common_dot_v1_dot_options__pb2
 from crm.identity.v1 import identity_pb2 as crm_dot_identity_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63rm/identity/v1/events.proto\x12\x0f\x63rm.identity.v1\x1a\x1b\x63rm/common/v1/options.proto\x1a\x1e\x63rm/identity/v1/identity.proto\"Q\n\x0bUserCreated\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.crm.identity.v1.User:\x1d\x8a\xb5\x18\x19\x63rm.identity.user.created\"\x91\x01\n\x0bUserUpdated\x12%\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x15.crm.identity.v1.User\x12$\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x15.crm.identity.v1.User\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t:\x1d\x8a\xb5\x18\x19\x63rm.identity.user.updated\"\x91\x01\n\x11\x44\x65partmentChanged\x12+\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x1b.crm.identity.v1.Department\x12*\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x1b.crm.identity.v1.Department:#\x8a\xb5\x18\x1f\x63rm.identity.department.changed\"y\n\x0bRoleChanged\x12%\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x15.crm.identity.v1.Role\x12$\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x15.crm.identity.v1.Role:\x1d\x8a\xb5\x18\x19\x63rm.identity.role.changed\"T\n\x0cTokenRevoked\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x03:\x1e\x8a\xb5\x18\x1a\x63rm.identity.token.revoked\"]\n\x0cSignInFailed\x12\r\n\x05login\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06locked\x18\x03 \x01(\x08:\x1e\x8a\xb5\x18\x1a\x63rm.identity.signin.failed\"{\n\x0c\x41\x63\x63\x65ssDenied\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t:\x1e\x8a\xb5\x18\x1a\x63rm.identity.access.deniedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63rm/identity/v1/events.proto\x12\x0f\x63rm.identity.v1\x1a\x1b\x63rm/common/v1/options.proto\x1a\x1e\x63rm/identity/v1/identity.proto\"Q\n\x0bUserCreated\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.crm.identity.v1.User:\x1d\x8a\xb5\x18\x19\x63rm.identity.user.created\"\x91\x01\n\x0bUserUpdated\x12%\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x15.crm.identity.v1.User\x12$\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x15.crm.identity.v1.User\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t:\x1d\x8a\xb5\x18\x19\x63rm.identity.user.updated\"\x91\x01\n\x11\x44\x65partmentChanged\x12+\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x1b.crm.identity.v1.Department\x12*\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x1b.crm.identity.v1.Department:#\x8a\xb5\x18\x1f\x63rm.identity.department.changed\"y\n\x0bRoleChanged\x12%\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x15.crm.identity.v1.Role\x12$\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x15.crm.identity.v1.Role:\x1d\x8a\xb5\x18\x19\x63rm.identity.role.changed\"T\n\x0cTokenRevoked\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x03:\x1e\x8a\xb5\x18\x1a\x63rm.identity.token.revoked\"\x96\x01\n\x14PartnerClientChanged\x12.\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x1e.crm.identity.v1.PartnerClient\x12-\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x1e.crm.identity.v1.PartnerClient:\x1f\x8a\xb5\x18\x1b\x63rm.identity.client.changed\"\x81\x01\n\rApiKeyChanged\x12\'\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x17.crm.identity.v1.ApiKey\x12&\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x17.crm.identity.v1.ApiKey:\x1f\x8a\xb5\x18\x1b\x63rm.identity.apikey.changed\"]\n\x0cSignInFailed\x12\r\n\x05login\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06locked\x18\x03 \x01(\x08:\x1e\x8a\xb5\x18\x1a\x63rm.identity.signin.failed\"{\n\x0c\x41\x63\x63\x65ssDenied\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t:\x1e\x8a\xb5\x18\x1a\x63rm.identity.access.deniedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROLECHANGED']._serialized_options = b'\212\265\030\031crm.identity.role.changed'
   _globals['_TOKENREVOKED']._loaded_options = None
   _globals['_TOKENREVOKED']._serialized_options = b'\212\265\030\032crm.identity.token.revoked'
+  _globals['_PARTNERCLIENTCHANGED']._loaded_options = None
+  _globals['_PARTNERCLIENTCHANGED']._serialized_options = b'\212\265\030\033crm.identity.client.changed'
+  _globals['_APIKEYCHANGED']._loaded_options = None
+  _globals['_APIKEYCHANGED']._serialized_options = b'\212\265\030\033crm.identity.apikey.changed'
   _globals['_SIGNINFAILED']._loaded_options = None
   _globals['_SIGNINFAILED']._serialized_options = b'\212\265\030\032crm.identity.signin.failed'
   _globals['_ACCESSDENIED']._loaded_options = None
@@ -57,8 +61,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROLECHANGED']._serialized_end=610
   _globals['_TOKENREVOKED']._serialized_start=612
   _globals['_TOKENREVOKED']._serialized_end=696
-  _globals['_SIGNINFAILED']._serialized_start=698
-  _globals['_SIGNINFAILED']._serialized_end=791
-  _globals['_ACCESSDENIED']._serialized_start=793
-  _globals['_ACCESSDENIED']._serialized_end=916
+  _globals['_PARTNERCLIENTCHANGED']._serialized_start=699
+  _globals['_PARTNERCLIENTCHANGED']._serialized_end=849
+  _globals['_APIKEYCHANGED']._serialized_start=852
+  _globals['_APIKEYCHANGED']._serialized_end=981
+  _globals['_SIGNINFAILED']._serialized_start=983
+  _globals['_SIGNINFAILED']._serialized_end=1076
+  _globals['_ACCESSDENIED']._serialized_start=1078
+  _globals['_ACCESSDENIED']._serialized_end=1201
 # @@protoc_insertion_point(module_scope)

@@ -149,6 +149,58 @@ class TokenRevoked(_message.Message):
 Global___TokenRevoked: _TypeAlias = TokenRevoked  # noqa: Y015
 
 @_typing.final
+class PartnerClientChanged(_message.Message):
+    """A partner client was registered, changed or disabled (never its secret)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def before(self) -> _identity_pb2.PartnerClient: ...
+    @_builtins.property
+    def after(self) -> _identity_pb2.PartnerClient: ...
+    def __init__(
+        self,
+        *,
+        before: _identity_pb2.PartnerClient | None = ...,
+        after: _identity_pb2.PartnerClient | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PartnerClientChanged: _TypeAlias = PartnerClientChanged  # noqa: Y015
+
+@_typing.final
+class ApiKeyChanged(_message.Message):
+    """An API key was created or revoked (prefix and metadata only, never the key)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def before(self) -> _identity_pb2.ApiKey: ...
+    @_builtins.property
+    def after(self) -> _identity_pb2.ApiKey: ...
+    def __init__(
+        self,
+        *,
+        before: _identity_pb2.ApiKey | None = ...,
+        after: _identity_pb2.ApiKey | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApiKeyChanged: _TypeAlias = ApiKeyChanged  # noqa: Y015
+
+@_typing.final
 class SignInFailed(_message.Message):
     """A sign-in failed; repeated failures lock the account (and land in the audit trail)."""
 

@@ -1,0 +1,63 @@
+"""What a caller may do at the gateway: the permission vocabulary and the check every route makes.
+
+A permission is `<area>.<action>` (`customers.write`). Identity resolves a user's roles into the
+permissions carried in the access token (`perms`); the gateway only checks them, so changing what
+a role may do is an identity change, never a gateway one. `customers.*` grants every action of an
+area, `*` everything.
+
+Partner clients are limited twice: by their permissions, and by the OAuth scopes they were
+granted. Identity names scopes like permissions (`customers.read`); the OAuth-style spelling
+`customers:read` is accepted as the same scope (`customers:*` / `customers.*` the whole area). A
+client whose token carries no permissions is limited by its scopes alone.
+
+The vocabulary is identity's (crm_identity.domain.model.PERMISSIONS); the gateway names only
+the ones its routes check. `industries.manage` is the gateway's addition (not yet in identity's
+list, so only `*` grants it).
+"""
+
+from __future__ import annotations
+
+from crmkit.auth import Principal
+
+CUSTOMERS_READ = "customers.read"
+CUSTOMERS_WRITE = "customers.write"
+CUSTOMERS_DELETE = "customers.delete"
+INDUSTRIES_MANAGE = "industries.manage"
+ORG_READ = "org.read"
+ORG_MANAGE = "org.manage"
+CLIENTS_MANAGE = "clients.manage"
+AUDIT_READ = "audit.read"
+
+VOCABULARY: dict[str, str] = {
+    CUSTOMERS_READ: "read customers, contacts, follow-ups, tags and industries in the data scope",
+    CUSTOMERS_WRITE: "create and change customers, contacts and follow-ups",
+    CUSTOMERS_DELETE: "delete customers",
+    INDUSTRIES_MANAGE: "extend the industry list",
+    ORG_READ: "read users, departments, teams and roles",
+    ORG_MANAGE: "create and change users, departments, teams and roles; reset passwords",
+    CLIENTS_MANAGE: "register partner clients and issue or revoke their API keys",
+    AUDIT_READ: "read and verify the audit trail",
+}
+
+
+def scope_of(permission: str) -> str:
+    """The OAuth scope that covers a permission: customers.read -> customers:read."""
+    return permission.replace(".", ":", 1)
+
+
+def normalise_scope(scope: str) -> str:
+    """customers:read -> customers.read, the spelling identity stores."""
+    return scope.strip().replace(":", ".", 1)
+
+
+def _scope_covers(scopes: tuple[str, ...], permission: str) -> bool:
+    area = permission.split(".", 1)[0]
+    return bool({permission, f"{area}.*", "*"} & {normalise_scope(s) for s in scopes})
+
+
+def allows(principal: Principal, permission: str) -> bool:
+    if principal.kind == "client":
+        if not _scope_covers(principal.scopes, permission):
+            return False
+        return not principal.permissions or _scope_covers(principal.permissions, permission)
+    return principal.may(permission)

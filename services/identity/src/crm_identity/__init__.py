@@ -1,0 +1,1 @@
+"""Identity, organisation and access; the tamper-evident audit trail."""

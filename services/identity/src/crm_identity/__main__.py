@@ -1,0 +1,3 @@
+from crm_identity.main import cli
+
+cli()

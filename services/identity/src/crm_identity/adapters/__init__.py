@@ -1,0 +1,1 @@
+"""Database tables and repository, the gRPC servicer."""

@@ -1,0 +1,1 @@
+"""Use cases: tokens, the org chart, partner clients, the audit trail."""
