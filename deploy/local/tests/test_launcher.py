@@ -225,8 +225,8 @@ async def test_up_starts_servers_and_children_with_their_env(workdir: Path) -> N
 
 
 async def test_restart_keeps_data(workdir: Path) -> None:
-    if _written != {"postgres", "nats"}:  # its failure is reported already; don't add a red herring
-        pytest.skip("test_up_starts_servers_and_children_with_their_env did not store the data")
+    # Depends on the data test_up stored; say so plainly rather than report "data gone".
+    assert _written == {"postgres", "nats"}, "test_up_starts_servers_and_children_with_their_env stored no data"
     data = _data(workdir)
     async with Suite(data, suite_file=workdir / "suite.toml", output=sys.stderr) as suite:
         conn = await asyncpg.connect(suite.database_url("alpha", driver=None))
