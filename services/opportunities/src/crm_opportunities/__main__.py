@@ -1,0 +1,3 @@
+from crm_opportunities.main import cli
+
+cli()

@@ -1,0 +1,9 @@
+"""The opportunities service's settings: crmkit's, nothing more yet."""
+
+from __future__ import annotations
+
+from crmkit.settings import ServiceSettings
+
+
+class OpportunitiesSettings(ServiceSettings):
+    pass
