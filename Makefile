@@ -54,4 +54,5 @@ deploy-check: helm bootstrap ## Lint and validate the Helm charts, Dockerfile an
 
 images: ## Build the container images (needs a Docker engine)
 	docker build --build-arg PACKAGE=crm-customers -t crm-customers .
+	docker build --build-arg PACKAGE=crm-opportunities -t crm-opportunities .
 	docker build --build-arg PACKAGE=crm-gateway -t crm-gateway .

@@ -48,6 +48,7 @@ from sqlalchemy import text
 
 from crm.customers.v1 import customers_pb2, customers_pb2_grpc
 from crm.identity.v1 import identity_pb2_grpc
+from crm.opportunities.v1 import opportunities_pb2_grpc
 from crm_customers.adapters.grpc_api import CustomersServicer
 from crm_customers.domain.tax_id import uscc_check_char
 from crm_customers.main import migrate
@@ -61,6 +62,9 @@ from crm_identity.app import org as identity_org
 from crm_identity.app.credentials import SigningKeys
 from crm_identity.app.tokens import TokenConfig
 from crm_identity.main import migrate as migrate_identity
+from crm_opportunities.adapters.grpc_api import OpportunitiesServicer
+from crm_opportunities.main import SERVICE_NAME as OPPORTUNITIES_SERVICE
+from crm_opportunities.main import migrate as migrate_opportunities
 from crmkit import telemetry
 from crmkit.auth import Principal, PrincipalVerifier
 from crmkit.auth.keys import KeyPair, generate_keypair, jwks_of
@@ -186,14 +190,32 @@ def sql(customers_sessions: Any) -> Callable[..., Awaitable[list[Any]]]:
     return run
 
 
+# -------------------------------------------------------------------- opportunities service
+
+
+@pytest.fixture(scope="session")
+async def opportunities_target(postgres_server: Any, principal_keys: KeyPair,
+                               span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    engine = create_engine(fresh_database(postgres_server, "gateway_opportunities", migrate_opportunities),
+                           pool_size=5)
+    server = GrpcServer("opportunities", PrincipalVerifier(principal_keys.public_pem))
+    server.add(opportunities_pb2_grpc.add_OpportunitiesServiceServicer_to_server,
+               OpportunitiesServicer(session_factory(engine)), OPPORTUNITIES_SERVICE)
+    port = await server.start("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+    await engine.dispose()
+
+
 # --------------------------------------------------------------------------------- gateway
 
 
 @pytest.fixture(scope="session")
-def gateway_settings(customers_target: str, nats_server: Any, token_keys: KeyPair,
+def gateway_settings(customers_target: str, opportunities_target: str, nats_server: Any, token_keys: KeyPair,
                      principal_keys: KeyPair) -> GatewaySettings:
     return GatewaySettings(
-        customers_target=customers_target, nats_url=nats_server.url, jwt_jwks=jwks_of(token_keys.public_pem),
+        customers_target=customers_target, opportunities_target=opportunities_target, nats_url=nats_server.url,
+        jwt_jwks=jwks_of(token_keys.public_pem),
         jwt_issuer=ISSUER, jwt_audience=AUDIENCE, principal_private_key=principal_keys.private_pem,
         max_body_bytes=MAX_BODY_BYTES, rpc_deadline_seconds=10.0)
 

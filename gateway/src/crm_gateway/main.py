@@ -21,6 +21,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from crm.customers.v1 import customers_pb2_grpc
 from crm.identity.v1 import identity_pb2, identity_pb2_grpc
+from crm.opportunities.v1 import opportunities_pb2_grpc
 from crm_gateway import middleware, problems
 from crm_gateway.api_keys import ApiKeyCache
 from crm_gateway.denials import DenialReporter
@@ -28,7 +29,7 @@ from crm_gateway.idempotency import IdempotencyStore, open_store
 from crm_gateway.jwks import KeyRing
 from crm_gateway.ratelimit import RateLimiter
 from crm_gateway.revocations import DenySet, RevocationFollower
-from crm_gateway.routes import auth, customers, identity
+from crm_gateway.routes import auth, customers, identity, imports, opportunities
 from crm_gateway.settings import GatewaySettings
 from crmkit import telemetry
 from crmkit.auth import PrincipalSigner
@@ -61,6 +62,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         channel = client.channel(settings.customers_target, deadline=settings.rpc_deadline_seconds)
         app.state.channels = [channel]
         app.state.customers = customers_pb2_grpc.CustomersServiceStub(channel)
+        if settings.opportunities_target:
+            opportunities_channel = client.channel(settings.opportunities_target,
+                                                   deadline=settings.rpc_deadline_seconds)
+            app.state.channels.append(opportunities_channel)
+            app.state.opportunities = opportunities_pb2_grpc.OpportunitiesServiceStub(opportunities_channel)
         if settings.identity_target:
             # Connects lazily: the gateway starts (not ready) while identity is not up yet.
             identity_channel = client.channel(settings.identity_target, deadline=settings.rpc_deadline_seconds)
@@ -88,6 +94,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.identity = None
+    app.state.opportunities = None
     static_jwks = settings.jwt_jwks.get_secret_value() if settings.jwt_jwks is not None else None
     app.state.keys = KeyRing(static_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
                              fetch=(lambda: _fetch_jwks(app)) if settings.identity_target else None,
@@ -100,12 +107,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.principal_signer = PrincipalSigner(settings.principal_private_key.get_secret_value())
     problems.install(app)
     app.add_middleware(BaseHTTPMiddleware, dispatch=middleware.content_type)
-    app.add_middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes,
+                       path_limits=dict.fromkeys(middleware.MULTIPART_PATHS, settings.import_max_bytes))
     app.add_middleware(BaseHTTPMiddleware, dispatch=middleware.observe)
     app.include_router(auth.router)
     app.include_router(auth.well_known)
+    app.include_router(imports.router)
     app.include_router(customers.router)
     app.include_router(identity.router)
+    app.include_router(opportunities.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

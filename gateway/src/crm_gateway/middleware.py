@@ -3,6 +3,7 @@ RED metrics per route template, and the trace id on every response."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -19,6 +20,11 @@ _JSON_TYPES = ("application/json", "application/merge-patch+json")
 _FORM = "application/x-www-form-urlencoded"
 # OAuth 2.0 endpoints take form bodies too (RFC 6749 §4, RFC 7009).
 FORM_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke"})
+# R-CUS-03: the import upload is a file (multipart/form-data), the only one under /api.
+_MULTIPART = "multipart/form-data"
+MULTIPART_PATHS = frozenset({"/api/v1/imports"})
+# Actions without a body (commit, revert an import): an empty body needs no content type.
+_BODYLESS_ACTION = re.compile(r"^/api/v1/imports/[^/]+/(commit|revert)$")
 # Denied answers that become crm.identity.access.denied events; failed sign-ins are not among
 # them: identity records those itself (crm.identity.signin.failed).
 _DENIED = frozenset({401, 403, 429})
@@ -33,17 +39,20 @@ class BodyLimit:
     turns it into a 400) or an exception group of a BaseHTTPMiddleware (a 500), not this class.
     The limit bounds what is held in memory."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Paths allowed a larger body (the import upload), exact match.
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(scope, receive, send, limit)
             return
         chunks: list[bytes] = []
         received = 0
@@ -53,8 +62,8 @@ class BodyLimit:
                 return  # the client is gone; nobody to answer
             chunk = message.get("body", b"")
             received += len(chunk)
-            if received > self.max_bytes:
-                await self._reject(scope, receive, send)
+            if received > limit:
+                await self._reject(scope, receive, send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -71,8 +80,8 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, f"the body is larger than {self.max_bytes} bytes", reason="PAYLOAD_TOO_LARGE",
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem(413, f"the body is larger than {limit} bytes", reason="PAYLOAD_TOO_LARGE",
                            instance=scope["path"])
         await response(scope, receive, send)
 
@@ -82,7 +91,10 @@ async def content_type(request: Request, call_next: Callable[[Request], Awaitabl
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         oauth = request.url.path in FORM_PATHS and (
             media == _FORM or (not media and request.headers.get("content-length", "0") == "0"))
-        if media not in _JSON_TYPES and not oauth:
+        upload = request.url.path in MULTIPART_PATHS and media == _MULTIPART
+        bodyless = bool(_BODYLESS_ACTION.match(request.url.path)) and not media and \
+            request.headers.get("content-length", "0") == "0"
+        if media not in _JSON_TYPES and not oauth and not upload and not bodyless:
             return problem(415, f"send the body as application/json, not {media or 'no content type'}",
                            reason="UNSUPPORTED_MEDIA_TYPE", instance=request.url.path)
     return await call_next(request)

@@ -22,7 +22,10 @@ from crmkit.auth import Principal
 CUSTOMERS_READ = "customers.read"
 CUSTOMERS_WRITE = "customers.write"
 CUSTOMERS_DELETE = "customers.delete"
+CUSTOMERS_EXPORT = "customers.export"
 INDUSTRIES_MANAGE = "industries.manage"
+OPPORTUNITIES_READ = "opportunities.read"
+OPPORTUNITIES_WRITE = "opportunities.write"
 ORG_READ = "org.read"
 ORG_MANAGE = "org.manage"
 CLIENTS_MANAGE = "clients.manage"
@@ -32,7 +35,10 @@ VOCABULARY: dict[str, str] = {
     CUSTOMERS_READ: "read customers, contacts, follow-ups, tags and industries in the data scope",
     CUSTOMERS_WRITE: "create and change customers, contacts and follow-ups",
     CUSTOMERS_DELETE: "delete customers",
+    CUSTOMERS_EXPORT: "export customer lists",
     INDUSTRIES_MANAGE: "extend the industry list",
+    OPPORTUNITIES_READ: "read pipelines, opportunities, quotes and the funnel in the data scope",
+    OPPORTUNITIES_WRITE: "create and move opportunities; create, send, accept and reject quotes",
     ORG_READ: "read users, departments, teams and roles",
     ORG_MANAGE: "create and change users, departments, teams and roles; reset passwords",
     CLIENTS_MANAGE: "register partner clients and issue or revoke their API keys",

@@ -11,6 +11,8 @@ class GatewaySettings(CommonSettings):
     http_host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own interface
     http_port: int = 8000
     customers_target: str = "127.0.0.1:50051"
+    # host:port of the opportunities service; without it its routes answer 503.
+    opportunities_target: str = ""
     # host:port of the identity service: token issuing, its JWKS, the org and audit admin API.
     identity_target: str = ""
     # A static JWKS trusted in addition to identity's (tests, air-gapped setups, a development
@@ -33,6 +35,8 @@ class GatewaySettings(CommonSettings):
     denial_queue_size: int = Field(1000, ge=1)
     principal_private_key: SecretStr  # PEM; services hold its public half
     max_body_bytes: int = 1_048_576
+    # R-CUS-03: the import upload's body (the file, at most 7 MiB, plus the form around it).
+    import_max_bytes: int = 7 * 1024 * 1024 + 65_536
     idempotency_ttl_seconds: int = 24 * 3600
     rpc_deadline_seconds: float = 5.0
 

@@ -3,6 +3,7 @@ out, errors as status codes with ErrorInfo and BadRequest details (ARCHITECTURE.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import grpc
@@ -304,3 +305,70 @@ async def test_invalid_bank_account_lists_every_violation(stub) -> None:
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert [v.field for v in error.violations] == ["bank_accounts[0].bank_name", "bank_accounts[0].account_number",
                                                   "bank_accounts[1].account_number"]
+
+
+# Bulk import (R-CUS-03) ---------------------------------------------------------------------
+
+async def _wait_for(stub, import_id: str, status: int) -> pb.Import:
+    for _ in range(200):
+        job = (await stub.GetImport(pb.GetImportRequest(id=import_id))).import_job
+        if job.status == status:
+            return job
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"import {import_id} never reached {pb.ImportStatus.Name(status)}: {job}")
+
+
+async def test_import_dry_run_commit_in_background_issues_and_revert(stub, stub_for):
+    content = ("客户名称,统一社会信用代码,行业,联系人,手机\n"
+               f"导入甲,{TAX},医疗器械,张三,13800138000\n"
+               "导入乙,,造船,,\n"
+               "=1+1,,,,\n").encode("gbk")
+    started = await stub.StartImport(pb.StartImportRequest(
+        content=content, file_name="old.csv", on_match=pb.IMPORT_ON_MATCH_UPDATE))
+    job = started.import_job
+    assert job.status == pb.IMPORT_STATUS_DRY_RUN and job.total == 3
+    assert job.planned == pb.ImportCounts(created=1, rejected=2)
+    assert [i.line for i in started.issues] == [3, 4] and not started.issues_truncated
+    assert "造船" in started.issues[0].reasons[0] and started.issues[0].cells["industry"] == "造船"
+
+    committed = await stub.CommitImport(pb.CommitImportRequest(id=job.id))
+    assert committed.import_job.status in (pb.IMPORT_STATUS_RUNNING, pb.IMPORT_STATUS_DONE)
+    done = await _wait_for(stub, job.id, pb.IMPORT_STATUS_DONE)
+    assert done.done == pb.ImportCounts(created=1, rejected=2) and done.processed == 3
+    page = await stub.ListImportIssues(pb.ListImportIssuesRequest(id=job.id, page_size=1))
+    assert [i.line for i in page.issues] == [3] and page.next_page_token
+    page2 = await stub.ListImportIssues(pb.ListImportIssuesRequest(id=job.id, page_token=page.next_page_token))
+    assert [i.outcome for i in page2.issues] == ["rejected"] and not page2.next_page_token
+    listed = await stub.ListCustomers(pb.ListCustomersRequest(name_contains="导入"))
+    assert [c.name for c in listed.customers] == ["导入甲"]
+
+    status, _ = await rpc_error(stub_for(WEST_REP).GetImport(pb.GetImportRequest(id=job.id)))
+    assert status == grpc.StatusCode.NOT_FOUND
+
+    await stub.RevertImport(pb.RevertImportRequest(id=job.id))
+    await _wait_for(stub, job.id, pb.IMPORT_STATUS_REVERTED)
+    listed = await stub.ListCustomers(pb.ListCustomersRequest(name_contains="导入"))
+    assert list(listed.customers) == []
+
+
+async def test_import_of_a_file_that_is_not_csv_or_excel_is_invalid(stub):
+    status, _ = await rpc_error(stub.StartImport(pb.StartImportRequest(content=b"\x89PNG\r\n\x1a\n\x00\x00")))
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_export_pages_customers_with_contacts_in_scope_and_masked(stub, stub_for):
+    created = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(
+        name="导出甲", tax_id=TAX)))).customer
+    await stub.AddContact(pb.AddContactRequest(customer_id=created.id, contact=pb.Contact(
+        name="张三", phones=["13800138000"])))
+    await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="导出乙")))
+    await stub_for(WEST_REP).CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="西部")))
+    first = await stub.ExportCustomers(pb.ExportCustomersRequest(page_size=1))
+    assert [e.customer.name for e in first.customers] == ["导出甲"] and first.next_page_token
+    assert [c.phones[0] for c in first.customers[0].contacts] == ["+8613800138000"]
+    second = await stub.ExportCustomers(pb.ExportCustomersRequest(page_size=10, page_token=first.next_page_token))
+    assert [e.customer.name for e in second.customers] == ["导出乙"] and not second.next_page_token
+    masked = await stub_for(MARKETING).ExportCustomers(pb.ExportCustomersRequest())
+    by_name = {e.customer.name: e for e in masked.customers}
+    assert set(by_name) == {"导出甲", "导出乙", "西部"}
+    assert "*" in by_name["导出甲"].customer.tax_id and "*" in by_name["导出甲"].contacts[0].phones[0]

@@ -205,6 +205,17 @@ class CustomerRepository:
     async def remove_contact(self, contact_id: uuid.UUID) -> None:
         await self.session.execute(delete(contacts).where(contacts.c.id == contact_id))
 
+    async def contacts_of(self, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Contact]]:
+        """The contacts of several customers at once (export), key contacts first."""
+        if not customer_ids:
+            return {}
+        rows = await self.session.execute(select(contacts).where(contacts.c.customer_id.in_(customer_ids))
+                                          .order_by(contacts.c.is_key.desc(), contacts.c.name, contacts.c.id))
+        found: dict[uuid.UUID, list[Contact]] = {}
+        for row in rows:
+            found.setdefault(row.customer_id, []).append(_contact(row))
+        return found
+
     async def list_contacts(self, customer_id: uuid.UUID) -> list[Contact]:
         rows = await self.session.execute(select(contacts).where(contacts.c.customer_id == customer_id)
                                           .order_by(contacts.c.is_key.desc(), contacts.c.name, contacts.c.id))

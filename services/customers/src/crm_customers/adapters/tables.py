@@ -110,3 +110,48 @@ follow_ups = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("follow_ups_timeline", "customer_id", "occurred_at", "id"),
 )
+
+# Bulk import (R-CUS-03) ------------------------------------------------------------------------
+
+imports = Table(
+    "imports", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("created_by", Text, nullable=False),
+    # The defaults of the customers it creates (R-UX-01): the importer's owner, team, department.
+    Column("owner_id", Text, nullable=False),
+    Column("team_id", Text, nullable=False, server_default=""),
+    Column("department_path", Text, nullable=False, server_default="/"),
+    Column("file_name", Text, nullable=False, server_default=""),
+    Column("dedup_key", Text, nullable=False),
+    Column("on_match", Text, nullable=False),
+    # dry_run -> running -> done | failed (a failed or interrupted commit resumes); done -> reverted
+    Column("status", Text, nullable=False),
+    Column("total", Integer, nullable=False, server_default="0"),
+    # {"create": n, "update": n, "skip": n, "flag": n, "reject": n}: what the dry run found
+    Column("planned", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # {"created": n, "updated": n, "skipped": n, "flagged": n, "rejected": n}: what the commit did
+    Column("counts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("processed", Integer, nullable=False, server_default="0"),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("imports_created_by", "created_by", "created_at"),
+)
+
+import_rows = Table(
+    "import_rows", metadata,
+    Column("import_id", Uuid, ForeignKey("imports.id", ondelete="CASCADE"), nullable=False),
+    Column("line", Integer, nullable=False),
+    # Sealed JSON of the row's cells by field (they hold tax IDs and phones, R-SEC-04).
+    Column("data", Text, nullable=False),
+    # planned by the dry run: create | update | skip | flag | reject; after the commit:
+    # created | updated | skipped | flagged | rejected
+    Column("outcome", Text, nullable=False),
+    Column("reasons", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("applied", Boolean, nullable=False, server_default="false"),
+    Column("customer_id", Uuid),
+    Column("contact_id", Uuid),             # the contact the import added (removed by a revert)
+    Column("before", Text),                 # sealed JSON before-image of an updated customer
+    Column("reverted", Boolean, nullable=False, server_default="false"),
+    PrimaryKeyConstraint("import_id", "line"),
+)

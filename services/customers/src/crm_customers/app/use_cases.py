@@ -169,6 +169,15 @@ async def list_customers(uow: UnitOfWork, principal: Principal, *, page_token: s
     return items[:size], next_token
 
 
+async def export_customers(uow: UnitOfWork, principal: Principal, *, page_token: str,
+                           limit: int) -> tuple[list[tuple[Customer, list[Contact]]], str]:
+    """A page of customers in the caller's data scope, oldest first, with their contacts
+    (R-CUS-03 export; the scope is the one every list honours, R-SEC-02)."""
+    items, token = await list_customers(uow, principal, page_token=page_token, limit=limit, order_by="create_time")
+    found = await CustomerRepository(uow.session).contacts_of([c.id for c in items])
+    return [(c, found.get(c.id, [])) for c in items], token
+
+
 async def list_tags(uow: UnitOfWork, principal: Principal) -> list[tuple[str, int]]:
     return await CustomerRepository(uow.session).tag_usage(principal)
 

@@ -108,6 +108,100 @@ FOLLOW_UP_KIND_MEETING: FollowUpKind.ValueType  # 5
 FOLLOW_UP_KIND_OTHER: FollowUpKind.ValueType  # 6
 Global___FollowUpKind: _TypeAlias = FollowUpKind  # noqa: Y015
 
+class _ImportDedupKey:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ImportDedupKeyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImportDedupKey.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IMPORT_DEDUP_KEY_UNSPECIFIED: _ImportDedupKey.ValueType  # 0
+    IMPORT_DEDUP_KEY_TAX_ID: _ImportDedupKey.ValueType  # 1
+    """The tax ID (unified social credit code); the default."""
+    IMPORT_DEDUP_KEY_NAME_REGION: _ImportDedupKey.ValueType  # 2
+    """The name and region, ignoring case."""
+
+class ImportDedupKey(_ImportDedupKey, metaclass=_ImportDedupKeyEnumTypeWrapper):
+    """Which existing customer an imported row is the same as."""
+
+IMPORT_DEDUP_KEY_UNSPECIFIED: ImportDedupKey.ValueType  # 0
+IMPORT_DEDUP_KEY_TAX_ID: ImportDedupKey.ValueType  # 1
+"""The tax ID (unified social credit code); the default."""
+IMPORT_DEDUP_KEY_NAME_REGION: ImportDedupKey.ValueType  # 2
+"""The name and region, ignoring case."""
+Global___ImportDedupKey: _TypeAlias = ImportDedupKey  # noqa: Y015
+
+class _ImportOnMatch:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ImportOnMatchEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImportOnMatch.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IMPORT_ON_MATCH_UNSPECIFIED: _ImportOnMatch.ValueType  # 0
+    IMPORT_ON_MATCH_SKIP: _ImportOnMatch.ValueType  # 1
+    """Leave the existing customer alone; the default."""
+    IMPORT_ON_MATCH_UPDATE: _ImportOnMatch.ValueType  # 2
+    """Overwrite the existing customer's fields with the row's non-empty cells."""
+    IMPORT_ON_MATCH_FLAG: _ImportOnMatch.ValueType  # 3
+    """Write nothing; list the row for review."""
+
+class ImportOnMatch(_ImportOnMatch, metaclass=_ImportOnMatchEnumTypeWrapper):
+    """What a row that matches an existing customer does."""
+
+IMPORT_ON_MATCH_UNSPECIFIED: ImportOnMatch.ValueType  # 0
+IMPORT_ON_MATCH_SKIP: ImportOnMatch.ValueType  # 1
+"""Leave the existing customer alone; the default."""
+IMPORT_ON_MATCH_UPDATE: ImportOnMatch.ValueType  # 2
+"""Overwrite the existing customer's fields with the row's non-empty cells."""
+IMPORT_ON_MATCH_FLAG: ImportOnMatch.ValueType  # 3
+"""Write nothing; list the row for review."""
+Global___ImportOnMatch: _TypeAlias = ImportOnMatch  # noqa: Y015
+
+class _ImportStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ImportStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImportStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IMPORT_STATUS_UNSPECIFIED: _ImportStatus.ValueType  # 0
+    IMPORT_STATUS_DRY_RUN: _ImportStatus.ValueType  # 1
+    IMPORT_STATUS_RUNNING: _ImportStatus.ValueType  # 2
+    IMPORT_STATUS_DONE: _ImportStatus.ValueType  # 3
+    IMPORT_STATUS_FAILED: _ImportStatus.ValueType  # 4
+    IMPORT_STATUS_REVERTING: _ImportStatus.ValueType  # 5
+    IMPORT_STATUS_REVERTED: _ImportStatus.ValueType  # 6
+
+class ImportStatus(_ImportStatus, metaclass=_ImportStatusEnumTypeWrapper):
+    """Where an import is."""
+
+IMPORT_STATUS_UNSPECIFIED: ImportStatus.ValueType  # 0
+IMPORT_STATUS_DRY_RUN: ImportStatus.ValueType  # 1
+IMPORT_STATUS_RUNNING: ImportStatus.ValueType  # 2
+IMPORT_STATUS_DONE: ImportStatus.ValueType  # 3
+IMPORT_STATUS_FAILED: ImportStatus.ValueType  # 4
+IMPORT_STATUS_REVERTING: ImportStatus.ValueType  # 5
+IMPORT_STATUS_REVERTED: ImportStatus.ValueType  # 6
+Global___ImportStatus: _TypeAlias = ImportStatus  # noqa: Y015
+
+class _FileFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FileFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FileFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FILE_FORMAT_UNSPECIFIED: _FileFormat.ValueType  # 0
+    FILE_FORMAT_CSV: _FileFormat.ValueType  # 1
+    """UTF-8 with a byte order mark, so Excel shows Chinese correctly."""
+    FILE_FORMAT_XLSX: _FileFormat.ValueType  # 2
+
+class FileFormat(_FileFormat, metaclass=_FileFormatEnumTypeWrapper):
+    """The format of a file the service writes."""
+
+FILE_FORMAT_UNSPECIFIED: FileFormat.ValueType  # 0
+FILE_FORMAT_CSV: FileFormat.ValueType  # 1
+"""UTF-8 with a byte order mark, so Excel shows Chinese correctly."""
+FILE_FORMAT_XLSX: FileFormat.ValueType  # 2
+Global___FileFormat: _TypeAlias = FileFormat  # noqa: Y015
+
 @_typing.final
 class Address(_message.Message):
     """A postal address."""
@@ -1080,3 +1174,550 @@ class ListTagsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListTagsResponse: _TypeAlias = ListTagsResponse  # noqa: Y015
+
+@_typing.final
+class ImportCounts(_message.Message):
+    """Rows per outcome."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATED_FIELD_NUMBER: _builtins.int
+    UPDATED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    FLAGGED_FIELD_NUMBER: _builtins.int
+    REJECTED_FIELD_NUMBER: _builtins.int
+    created: _builtins.int
+    updated: _builtins.int
+    skipped: _builtins.int
+    flagged: _builtins.int
+    rejected: _builtins.int
+    def __init__(
+        self,
+        *,
+        created: _builtins.int = ...,
+        updated: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+        flagged: _builtins.int = ...,
+        rejected: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "flagged", b"flagged", "rejected", b"rejected", "skipped", b"skipped", "updated", b"updated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportCounts: _TypeAlias = ImportCounts  # noqa: Y015
+
+@_typing.final
+class Import(_message.Message):
+    """A bulk import of customers with their contacts (R-CUS-03)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DEDUP_KEY_FIELD_NUMBER: _builtins.int
+    ON_MATCH_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PLANNED_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    PROCESSED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    status: Global___ImportStatus.ValueType
+    dedup_key: Global___ImportDedupKey.ValueType
+    on_match: Global___ImportOnMatch.ValueType
+    file_name: _builtins.str
+    total: _builtins.int
+    """Data rows in the file."""
+    processed: _builtins.int
+    """Rows the commit has handled so far."""
+    error: _builtins.str
+    """Why the last commit or revert stopped, when it failed."""
+    created_by: _builtins.str
+    @_builtins.property
+    def planned(self) -> Global___ImportCounts:
+        """What the dry run found the commit would do."""
+
+    @_builtins.property
+    def done(self) -> Global___ImportCounts:
+        """What the commit did so far."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        status: Global___ImportStatus.ValueType = ...,
+        dedup_key: Global___ImportDedupKey.ValueType = ...,
+        on_match: Global___ImportOnMatch.ValueType = ...,
+        file_name: _builtins.str = ...,
+        total: _builtins.int = ...,
+        planned: Global___ImportCounts | None = ...,
+        done: Global___ImportCounts | None = ...,
+        processed: _builtins.int = ...,
+        error: _builtins.str = ...,
+        created_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "planned", b"planned"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_by", b"created_by", "dedup_key", b"dedup_key", "done", b"done", "error", b"error", "file_name", b"file_name", "id", b"id", "on_match", b"on_match", "planned", b"planned", "processed", b"processed", "status", b"status", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Import: _TypeAlias = Import  # noqa: Y015
+
+@_typing.final
+class ImportIssue(_message.Message):
+    """A row that was (or would be) rejected, skipped or flagged."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CellsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LINE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CELLS_FIELD_NUMBER: _builtins.int
+    line: _builtins.int
+    """The row's line in the file (1 is the header)."""
+    outcome: _builtins.str
+    """reject, skip or flag (dry run); rejected, skipped or flagged (committed)."""
+    customer_id: _builtins.str
+    """The existing customer the row matched, if any."""
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def cells(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The row's cells by field name (name, tax_id, industry, contact_phone, ...)."""
+
+    def __init__(
+        self,
+        *,
+        line: _builtins.int = ...,
+        outcome: _builtins.str = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+        customer_id: _builtins.str = ...,
+        cells: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cells", b"cells", "customer_id", b"customer_id", "line", b"line", "outcome", b"outcome", "reasons", b"reasons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportIssue: _TypeAlias = ImportIssue  # noqa: Y015
+
+@_typing.final
+class StartImportRequest(_message.Message):
+    """StartImport input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ColumnMappingEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CONTENT_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    DEDUP_KEY_FIELD_NUMBER: _builtins.int
+    ON_MATCH_FIELD_NUMBER: _builtins.int
+    COLUMN_MAPPING_FIELD_NUMBER: _builtins.int
+    content: _builtins.bytes
+    """The file's bytes: CSV (UTF-8, with or without BOM, or GBK) or .xlsx."""
+    file_name: _builtins.str
+    dedup_key: Global___ImportDedupKey.ValueType
+    on_match: Global___ImportOnMatch.ValueType
+    @_builtins.property
+    def column_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Header text -> field name, overriding the default header aliases; "" ignores a column."""
+
+    def __init__(
+        self,
+        *,
+        content: _builtins.bytes = ...,
+        file_name: _builtins.str = ...,
+        dedup_key: Global___ImportDedupKey.ValueType = ...,
+        on_match: Global___ImportOnMatch.ValueType = ...,
+        column_mapping: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column_mapping", b"column_mapping", "content", b"content", "dedup_key", b"dedup_key", "file_name", b"file_name", "on_match", b"on_match"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartImportRequest: _TypeAlias = StartImportRequest  # noqa: Y015
+
+@_typing.final
+class StartImportResponse(_message.Message):
+    """StartImport output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMPORT_JOB_FIELD_NUMBER: _builtins.int
+    ISSUES_FIELD_NUMBER: _builtins.int
+    ISSUES_TRUNCATED_FIELD_NUMBER: _builtins.int
+    issues_truncated: _builtins.bool
+    @_builtins.property
+    def import_job(self) -> Global___Import: ...
+    @_builtins.property
+    def issues(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportIssue]:
+        """The first issues (at most 1000); ListImportIssues pages through all of them."""
+
+    def __init__(
+        self,
+        *,
+        import_job: Global___Import | None = ...,
+        issues: _abc.Iterable[Global___ImportIssue] | None = ...,
+        issues_truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["import_job", b"import_job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["import_job", b"import_job", "issues", b"issues", "issues_truncated", b"issues_truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartImportResponse: _TypeAlias = StartImportResponse  # noqa: Y015
+
+@_typing.final
+class GetImportRequest(_message.Message):
+    """GetImport input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetImportRequest: _TypeAlias = GetImportRequest  # noqa: Y015
+
+@_typing.final
+class GetImportResponse(_message.Message):
+    """GetImport output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMPORT_JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def import_job(self) -> Global___Import: ...
+    def __init__(
+        self,
+        *,
+        import_job: Global___Import | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["import_job", b"import_job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["import_job", b"import_job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetImportResponse: _TypeAlias = GetImportResponse  # noqa: Y015
+
+@_typing.final
+class CommitImportRequest(_message.Message):
+    """CommitImport input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommitImportRequest: _TypeAlias = CommitImportRequest  # noqa: Y015
+
+@_typing.final
+class CommitImportResponse(_message.Message):
+    """CommitImport output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMPORT_JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def import_job(self) -> Global___Import: ...
+    def __init__(
+        self,
+        *,
+        import_job: Global___Import | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["import_job", b"import_job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["import_job", b"import_job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommitImportResponse: _TypeAlias = CommitImportResponse  # noqa: Y015
+
+@_typing.final
+class RevertImportRequest(_message.Message):
+    """RevertImport input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevertImportRequest: _TypeAlias = RevertImportRequest  # noqa: Y015
+
+@_typing.final
+class RevertImportResponse(_message.Message):
+    """RevertImport output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMPORT_JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def import_job(self) -> Global___Import: ...
+    def __init__(
+        self,
+        *,
+        import_job: Global___Import | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["import_job", b"import_job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["import_job", b"import_job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevertImportResponse: _TypeAlias = RevertImportResponse  # noqa: Y015
+
+@_typing.final
+class ListImportIssuesRequest(_message.Message):
+    """ListImportIssues input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """The next_page_token of the previous page."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListImportIssuesRequest: _TypeAlias = ListImportIssuesRequest  # noqa: Y015
+
+@_typing.final
+class ListImportIssuesResponse(_message.Message):
+    """ListImportIssues output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def issues(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportIssue]: ...
+    def __init__(
+        self,
+        *,
+        issues: _abc.Iterable[Global___ImportIssue] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issues", b"issues", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListImportIssuesResponse: _TypeAlias = ListImportIssuesResponse  # noqa: Y015
+
+@_typing.final
+class GetImportTemplateRequest(_message.Message):
+    """GetImportTemplate input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORMAT_FIELD_NUMBER: _builtins.int
+    format: Global___FileFormat.ValueType
+    """CSV when unspecified."""
+    def __init__(
+        self,
+        *,
+        format: Global___FileFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetImportTemplateRequest: _TypeAlias = GetImportTemplateRequest  # noqa: Y015
+
+@_typing.final
+class GetImportTemplateResponse(_message.Message):
+    """GetImportTemplate output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    content: _builtins.bytes
+    file_name: _builtins.str
+    content_type: _builtins.str
+    def __init__(
+        self,
+        *,
+        content: _builtins.bytes = ...,
+        file_name: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type", "file_name", b"file_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetImportTemplateResponse: _TypeAlias = GetImportTemplateResponse  # noqa: Y015
+
+@_typing.final
+class ExportedCustomer(_message.Message):
+    """A customer and its contacts, as exported."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def customer(self) -> Global___Customer: ...
+    @_builtins.property
+    def contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Contact]: ...
+    def __init__(
+        self,
+        *,
+        customer: Global___Customer | None = ...,
+        contacts: _abc.Iterable[Global___Contact] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contacts", b"contacts", "customer", b"customer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportedCustomer: _TypeAlias = ExportedCustomer  # noqa: Y015
+
+@_typing.final
+class ExportCustomersRequest(_message.Message):
+    """ExportCustomers input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCustomersRequest: _TypeAlias = ExportCustomersRequest  # noqa: Y015
+
+@_typing.final
+class ExportCustomersResponse(_message.Message):
+    """ExportCustomers output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def customers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExportedCustomer]: ...
+    def __init__(
+        self,
+        *,
+        customers: _abc.Iterable[Global___ExportedCustomer] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customers", b"customers", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCustomersResponse: _TypeAlias = ExportCustomersResponse  # noqa: Y015

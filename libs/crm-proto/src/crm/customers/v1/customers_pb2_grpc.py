@@ -106,6 +106,41 @@ class CustomersServiceStub:
                 request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListTagsRequest.SerializeToString,
                 response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListTagsResponse.FromString,
                 _registered_method=True)
+        self.StartImport = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/StartImport',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.StartImportRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.StartImportResponse.FromString,
+                _registered_method=True)
+        self.GetImport = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/GetImport',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportResponse.FromString,
+                _registered_method=True)
+        self.CommitImport = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/CommitImport',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.CommitImportRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.CommitImportResponse.FromString,
+                _registered_method=True)
+        self.RevertImport = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/RevertImport',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.RevertImportRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.RevertImportResponse.FromString,
+                _registered_method=True)
+        self.ListImportIssues = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/ListImportIssues',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListImportIssuesRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListImportIssuesResponse.FromString,
+                _registered_method=True)
+        self.GetImportTemplate = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/GetImportTemplate',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportTemplateRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportTemplateResponse.FromString,
+                _registered_method=True)
+        self.ExportCustomers = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/ExportCustomers',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersResponse.FromString,
+                _registered_method=True)
 
 
 class CustomersServiceServicer:
@@ -211,6 +246,59 @@ class CustomersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartImport(self, request, context):
+        """R-CUS-03: reads and validates an import file (CSV or .xlsx, at most 7 MiB) and records what
+        a commit would do: the dry run. Writes no customer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImport(self, request, context):
+        """An import's status and counts (progress of a running commit).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitImport(self, request, context):
+        """Starts applying a dry-run import in the background; calling it again resumes an interrupted
+        one and returns a finished one as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevertImport(self, request, context):
+        """Starts undoing a finished import in the background: deletes the customers it created,
+        restores the ones it updated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImportIssues(self, request, context):
+        """The rejected, skipped and flagged rows of an import with their reasons, paged by line.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImportTemplate(self, request, context):
+        """The import template: the columns (Chinese headers the default mapping knows) and an example.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportCustomers(self, request, context):
+        """Customers in the caller's data scope with their contacts, oldest first, a page at a time
+        (the gateway streams them out as CSV or Excel). Sensitive values as in GetCustomer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -283,6 +371,41 @@ def add_CustomersServiceServicer_to_server(servicer, server):
                     servicer.ListTags,
                     request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListTagsRequest.FromString,
                     response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListTagsResponse.SerializeToString,
+            ),
+            'StartImport': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartImport,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.StartImportRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.StartImportResponse.SerializeToString,
+            ),
+            'GetImport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImport,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportResponse.SerializeToString,
+            ),
+            'CommitImport': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitImport,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.CommitImportRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.CommitImportResponse.SerializeToString,
+            ),
+            'RevertImport': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevertImport,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.RevertImportRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.RevertImportResponse.SerializeToString,
+            ),
+            'ListImportIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImportIssues,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListImportIssuesRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListImportIssuesResponse.SerializeToString,
+            ),
+            'GetImportTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImportTemplate,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportTemplateRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportTemplateResponse.SerializeToString,
+            ),
+            'ExportCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportCustomers,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -665,6 +788,195 @@ class CustomersService:
             '/crm.customers.v1.CustomersService/ListTags',
             crm_dot_customers_dot_v1_dot_customers__pb2.ListTagsRequest.SerializeToString,
             crm_dot_customers_dot_v1_dot_customers__pb2.ListTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartImport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/StartImport',
+            crm_dot_customers_dot_v1_dot_customers__pb2.StartImportRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.StartImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/GetImport',
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetImportRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitImport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/CommitImport',
+            crm_dot_customers_dot_v1_dot_customers__pb2.CommitImportRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.CommitImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevertImport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/RevertImport',
+            crm_dot_customers_dot_v1_dot_customers__pb2.RevertImportRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.RevertImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImportIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/ListImportIssues',
+            crm_dot_customers_dot_v1_dot_customers__pb2.ListImportIssuesRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.ListImportIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImportTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/GetImportTemplate',
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetImportTemplateRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetImportTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/ExportCustomers',
+            crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersResponse.FromString,
             options,
             channel_credentials,
             insecure,

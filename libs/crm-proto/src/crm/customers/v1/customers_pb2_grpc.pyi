@@ -63,6 +63,28 @@ class CustomersServiceStub:
     """Adds an industry to the normalised list (administrators)."""
     ListTags: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ListTagsRequest, _customers_pb2.ListTagsResponse]
     """Tags in use within the caller's data scope, with how many customers carry each."""
+    StartImport: _grpc.UnaryUnaryMultiCallable[_customers_pb2.StartImportRequest, _customers_pb2.StartImportResponse]
+    """R-CUS-03: reads and validates an import file (CSV or .xlsx, at most 7 MiB) and records what
+    a commit would do: the dry run. Writes no customer.
+    """
+    GetImport: _grpc.UnaryUnaryMultiCallable[_customers_pb2.GetImportRequest, _customers_pb2.GetImportResponse]
+    """An import's status and counts (progress of a running commit)."""
+    CommitImport: _grpc.UnaryUnaryMultiCallable[_customers_pb2.CommitImportRequest, _customers_pb2.CommitImportResponse]
+    """Starts applying a dry-run import in the background; calling it again resumes an interrupted
+    one and returns a finished one as it is.
+    """
+    RevertImport: _grpc.UnaryUnaryMultiCallable[_customers_pb2.RevertImportRequest, _customers_pb2.RevertImportResponse]
+    """Starts undoing a finished import in the background: deletes the customers it created,
+    restores the ones it updated.
+    """
+    ListImportIssues: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ListImportIssuesRequest, _customers_pb2.ListImportIssuesResponse]
+    """The rejected, skipped and flagged rows of an import with their reasons, paged by line."""
+    GetImportTemplate: _grpc.UnaryUnaryMultiCallable[_customers_pb2.GetImportTemplateRequest, _customers_pb2.GetImportTemplateResponse]
+    """The import template: the columns (Chinese headers the default mapping knows) and an example."""
+    ExportCustomers: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ExportCustomersRequest, _customers_pb2.ExportCustomersResponse]
+    """Customers in the caller's data scope with their contacts, oldest first, a page at a time
+    (the gateway streams them out as CSV or Excel). Sensitive values as in GetCustomer.
+    """
 
 @_typing.type_check_only
 class CustomersServiceAsyncStub(CustomersServiceStub):
@@ -99,6 +121,28 @@ class CustomersServiceAsyncStub(CustomersServiceStub):
     """Adds an industry to the normalised list (administrators)."""
     ListTags: _aio.UnaryUnaryMultiCallable[_customers_pb2.ListTagsRequest, _customers_pb2.ListTagsResponse]  # type: ignore[assignment]
     """Tags in use within the caller's data scope, with how many customers carry each."""
+    StartImport: _aio.UnaryUnaryMultiCallable[_customers_pb2.StartImportRequest, _customers_pb2.StartImportResponse]  # type: ignore[assignment]
+    """R-CUS-03: reads and validates an import file (CSV or .xlsx, at most 7 MiB) and records what
+    a commit would do: the dry run. Writes no customer.
+    """
+    GetImport: _aio.UnaryUnaryMultiCallable[_customers_pb2.GetImportRequest, _customers_pb2.GetImportResponse]  # type: ignore[assignment]
+    """An import's status and counts (progress of a running commit)."""
+    CommitImport: _aio.UnaryUnaryMultiCallable[_customers_pb2.CommitImportRequest, _customers_pb2.CommitImportResponse]  # type: ignore[assignment]
+    """Starts applying a dry-run import in the background; calling it again resumes an interrupted
+    one and returns a finished one as it is.
+    """
+    RevertImport: _aio.UnaryUnaryMultiCallable[_customers_pb2.RevertImportRequest, _customers_pb2.RevertImportResponse]  # type: ignore[assignment]
+    """Starts undoing a finished import in the background: deletes the customers it created,
+    restores the ones it updated.
+    """
+    ListImportIssues: _aio.UnaryUnaryMultiCallable[_customers_pb2.ListImportIssuesRequest, _customers_pb2.ListImportIssuesResponse]  # type: ignore[assignment]
+    """The rejected, skipped and flagged rows of an import with their reasons, paged by line."""
+    GetImportTemplate: _aio.UnaryUnaryMultiCallable[_customers_pb2.GetImportTemplateRequest, _customers_pb2.GetImportTemplateResponse]  # type: ignore[assignment]
+    """The import template: the columns (Chinese headers the default mapping knows) and an example."""
+    ExportCustomers: _aio.UnaryUnaryMultiCallable[_customers_pb2.ExportCustomersRequest, _customers_pb2.ExportCustomersResponse]  # type: ignore[assignment]
+    """Customers in the caller's data scope with their contacts, oldest first, a page at a time
+    (the gateway streams them out as CSV or Excel). Sensitive values as in GetCustomer.
+    """
 
 class CustomersServiceServicer(metaclass=_abc_1.ABCMeta):
     """Customers (accounts), their contacts, tags and follow-up timeline.
@@ -216,5 +260,69 @@ class CustomersServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_customers_pb2.ListTagsResponse, _abc.Awaitable[_customers_pb2.ListTagsResponse]]:
         """Tags in use within the caller's data scope, with how many customers carry each."""
+
+    @_abc_1.abstractmethod
+    def StartImport(
+        self,
+        request: _customers_pb2.StartImportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.StartImportResponse, _abc.Awaitable[_customers_pb2.StartImportResponse]]:
+        """R-CUS-03: reads and validates an import file (CSV or .xlsx, at most 7 MiB) and records what
+        a commit would do: the dry run. Writes no customer.
+        """
+
+    @_abc_1.abstractmethod
+    def GetImport(
+        self,
+        request: _customers_pb2.GetImportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.GetImportResponse, _abc.Awaitable[_customers_pb2.GetImportResponse]]:
+        """An import's status and counts (progress of a running commit)."""
+
+    @_abc_1.abstractmethod
+    def CommitImport(
+        self,
+        request: _customers_pb2.CommitImportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.CommitImportResponse, _abc.Awaitable[_customers_pb2.CommitImportResponse]]:
+        """Starts applying a dry-run import in the background; calling it again resumes an interrupted
+        one and returns a finished one as it is.
+        """
+
+    @_abc_1.abstractmethod
+    def RevertImport(
+        self,
+        request: _customers_pb2.RevertImportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.RevertImportResponse, _abc.Awaitable[_customers_pb2.RevertImportResponse]]:
+        """Starts undoing a finished import in the background: deletes the customers it created,
+        restores the ones it updated.
+        """
+
+    @_abc_1.abstractmethod
+    def ListImportIssues(
+        self,
+        request: _customers_pb2.ListImportIssuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.ListImportIssuesResponse, _abc.Awaitable[_customers_pb2.ListImportIssuesResponse]]:
+        """The rejected, skipped and flagged rows of an import with their reasons, paged by line."""
+
+    @_abc_1.abstractmethod
+    def GetImportTemplate(
+        self,
+        request: _customers_pb2.GetImportTemplateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.GetImportTemplateResponse, _abc.Awaitable[_customers_pb2.GetImportTemplateResponse]]:
+        """The import template: the columns (Chinese headers the default mapping knows) and an example."""
+
+    @_abc_1.abstractmethod
+    def ExportCustomers(
+        self,
+        request: _customers_pb2.ExportCustomersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.ExportCustomersResponse, _abc.Awaitable[_customers_pb2.ExportCustomersResponse]]:
+        """Customers in the caller's data scope with their contacts, oldest first, a page at a time
+        (the gateway streams them out as CSV or Excel). Sensitive values as in GetCustomer.
+        """
 
 def add_CustomersServiceServicer_to_server(servicer: CustomersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
