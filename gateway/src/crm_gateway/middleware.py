@@ -3,7 +3,6 @@ RED metrics per route template, and the trace id on every response."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -24,7 +23,6 @@ FORM_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke"})
 _MULTIPART = "multipart/form-data"
 MULTIPART_PATHS = frozenset({"/api/v1/imports"})
 # Actions without a body (commit, revert an import): an empty body needs no content type.
-_BODYLESS_ACTION = re.compile(r"^/api/v1/imports/[^/]+/(commit|revert)$")
 # Denied answers that become crm.identity.access.denied events; failed sign-ins are not among
 # them: identity records those itself (crm.identity.signin.failed).
 _DENIED = frozenset({401, 403, 429})
@@ -92,8 +90,9 @@ async def content_type(request: Request, call_next: Callable[[Request], Awaitabl
         oauth = request.url.path in FORM_PATHS and (
             media == _FORM or (not media and request.headers.get("content-length", "0") == "0"))
         upload = request.url.path in MULTIPART_PATHS and media == _MULTIPART
-        bodyless = bool(_BODYLESS_ACTION.match(request.url.path)) and not media and \
-            request.headers.get("content-length", "0") == "0"
+        # Actions such as /commit or /won carry no body; the route's schema decides if one is due.
+        bodyless = not media and request.headers.get("content-length", "0") == "0" \
+            and "transfer-encoding" not in request.headers
         if media not in _JSON_TYPES and not oauth and not upload and not bodyless:
             return problem(415, f"send the body as application/json, not {media or 'no content type'}",
                            reason="UNSUPPORTED_MEDIA_TYPE", instance=request.url.path)
