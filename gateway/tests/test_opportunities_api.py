@@ -142,7 +142,7 @@ async def test_funnel_report(client, auth, assert_problem) -> None:
 async def test_an_action_without_a_body_needs_no_content_type(client, auth):
     # POST /…/accept-style actions carry no body; refusing them for lacking a content type would
     # force every client to send `{}`. A body of the wrong type is still refused.
-    h = auth(EAST_REP)
+    h = auth(REP)
     bare = await client.post("/api/v1/quotes/00000000-0000-0000-0000-000000000000/send", headers=h)
     assert bare.status_code == 404, bare.text  # reached the service, which knows no such quote
     typed = await client.post("/api/v1/quotes/00000000-0000-0000-0000-000000000000/send",
