@@ -14,6 +14,14 @@ from sqlalchemy.ext.asyncio import async_engine_from_config
 from crmkit.outbox.schema import metadata as infrastructure_metadata
 
 
+def locate(main_file: str) -> Path:
+    """A service's migrations folder: packaged beside its main module in an installed wheel, or
+    at the package root (services/<name>/migrations) in a source checkout."""
+    here = Path(main_file).resolve().parent
+    packaged = here / "migrations"
+    return packaged if packaged.exists() else here.parents[1] / "migrations"
+
+
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 from crm.customers.v1 import customers_pb2, customers_pb2_grpc
 from crm_customers.adapters import sensitive
@@ -21,9 +20,7 @@ from crmkit.events.consumer import Subscription
 from crmkit.settings import ServiceSettings
 
 NAME = "customers"
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-if not MIGRATIONS.exists():  # running from a source checkout rather than an installed wheel
-    MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = migrations.locate(__file__)
 
 
 def wire(runtime: service.Runtime) -> None:

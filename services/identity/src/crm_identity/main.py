@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from pathlib import Path
 
 from crm.identity.v1 import identity_pb2_grpc
 from crm_identity.adapters.grpc_api import PUBLIC_METHODS, SERVICE_NAME, SOURCE, IdentityServicer
@@ -19,9 +18,7 @@ from crmkit.db import UnitOfWork, create_engine, session_factory
 from crmkit.events.consumer import Subscription
 
 NAME = "identity"
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-if not MIGRATIONS.exists():  # running from a source checkout rather than an installed wheel
-    MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = migrations.locate(__file__)
 
 log = logging.getLogger(__name__)
 

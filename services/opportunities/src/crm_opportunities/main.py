@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
 
 from crm.opportunities.v1 import opportunities_pb2, opportunities_pb2_grpc
 from crm_opportunities.adapters.grpc_api import OpportunitiesServicer
@@ -13,9 +12,7 @@ from crmkit import migrations, service
 
 NAME = "opportunities"
 SERVICE_NAME = opportunities_pb2.DESCRIPTOR.services_by_name["OpportunitiesService"].full_name
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-if not MIGRATIONS.exists():  # running from a source checkout rather than an installed wheel
-    MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = migrations.locate(__file__)
 
 
 def wire(runtime: service.Runtime) -> None:
