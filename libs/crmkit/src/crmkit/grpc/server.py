@@ -22,7 +22,10 @@ class GrpcServer:
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                      # Clients reconnect now and then, so replicas the autoscaler adds get traffic.
                      ("grpc.max_connection_age_ms", 300_000),
-                     ("grpc.max_connection_age_grace_ms", 30_000)])
+                     ("grpc.max_connection_age_grace_ms", 30_000),
+                     # With SO_REUSEPORT (gRPC's default) a bind to port 0 may be handed a port
+                     # another server of ours already listens on, and they silently share it.
+                     ("grpc.so_reuseport", 0)])
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = [health.SERVICE_NAME, reflection.SERVICE_NAME]
