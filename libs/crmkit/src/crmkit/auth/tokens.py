@@ -34,8 +34,10 @@ def issue_access_token(
     rate_limit: int = 0,
     scopes: tuple[str, ...] = (),
     token_id: str = "",
+    issued_at: float | None = None,
 ) -> str:
-    now = int(time.time())
+    # The caller passes its own clock when it also stores the expiry, so both agree to the second.
+    now = int(time.time() if issued_at is None else issued_at)
     principal = Principal(subject=subject, name=name, kind=kind, roles=roles, team_ids=team_ids,
                           department_path=department_path, data_scope=data_scope, permissions=permissions,
                           sees_sensitive=sees_sensitive, rate_limit=rate_limit, scopes=scopes)

@@ -87,6 +87,11 @@ async def _failed(uow: UnitOfWork, login: str, reason: str, *, locked: bool) -> 
     raise _refused()
 
 
+def _whole_seconds(moment: dt.datetime) -> dt.datetime:
+    # JWT times are whole seconds; the stored expiry must match the token's `exp` exactly.
+    return moment.replace(microsecond=0)
+
+
 async def _user_tokens(uow: UnitOfWork, cfg: TokenConfig, user_id: uuid.UUID, family_id: uuid.UUID,
                        now: dt.datetime) -> Tokens:
     user = await repo.get_user(uow.session, user_id)
@@ -100,11 +105,11 @@ async def _user_tokens(uow: UnitOfWork, cfg: TokenConfig, user_id: uuid.UUID, fa
         kind="user", roles=user.roles, team_ids=tuple(str(t) for t in user.team_ids),
         department_path=department.path if department else "/", data_scope=grants.data_scope,
         permissions=grants.permissions, sees_sensitive=grants.sees_sensitive, rate_limit=0, scopes=(),
-        ttl_seconds=cfg.access_ttl, token_id=token_id)
+        ttl_seconds=cfg.access_ttl, token_id=token_id, issued_at=now.timestamp())
     refresh = new_token("crmr")
     await repo.add_refresh_token(
         uow.session, family_id=family_id, user_id=user.id, token_hash=digest(refresh), access_token_id=token_id,
-        access_expires_at=now + dt.timedelta(seconds=cfg.access_ttl), issued_at=now,
+        access_expires_at=_whole_seconds(now) + dt.timedelta(seconds=cfg.access_ttl), issued_at=now,
         expires_at=now + dt.timedelta(seconds=cfg.refresh_ttl))
     return Tokens(access_token=access, expires_in=cfg.access_ttl, refresh_token=refresh)
 
