@@ -3,10 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from crm.common.v1 import money_pb2 as _money_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -32,15 +34,44 @@ class ContractSigned(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     SIGN_TIME_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
+    OPPORTUNITY_ID_FIELD_NUMBER: _builtins.int
+    QUOTE_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    INSTALMENTS_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    CUSTOMER_NAME_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_PATH_FIELD_NUMBER: _builtins.int
+    TEAM_IDS_FIELD_NUMBER: _builtins.int
     contract_id: _builtins.str
     contract_number: _builtins.str
     """People-facing number, e.g. CON-2026-000123."""
     customer_id: _builtins.str
     owner_id: _builtins.str
+    opportunity_id: _builtins.str
+    quote_id: _builtins.str
+    start_date: _builtins.str
+    """ISO 8601 dates (YYYY-MM-DD) of the term."""
+    end_date: _builtins.str
+    customer_name: _builtins.str
+    department_path: _builtins.str
+    """The owner's department path, for data scopes in the services that keep a copy."""
     @_builtins.property
     def amount(self) -> _money_pb2.Money: ...
     @_builtins.property
     def sign_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContractLine]:
+        """What may be ordered against the contract (R-ORD-01: orders may not exceed it)."""
+
+    @_builtins.property
+    def instalments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Instalment]:
+        """The receivable plan (R-CON-03) that billing tracks as receivables."""
+
+    @_builtins.property
+    def team_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The owner's teams, for team-scoped reads in the services that keep a copy."""
+
     def __init__(
         self,
         *,
@@ -50,11 +81,440 @@ class ContractSigned(_message.Message):
         amount: _money_pb2.Money | None = ...,
         sign_time: _timestamp_pb2.Timestamp | None = ...,
         owner_id: _builtins.str = ...,
+        opportunity_id: _builtins.str = ...,
+        quote_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ContractLine] | None = ...,
+        instalments: _abc.Iterable[Global___Instalment] | None = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+        customer_name: _builtins.str = ...,
+        department_path: _builtins.str = ...,
+        team_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "sign_time", b"sign_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "owner_id", b"owner_id", "sign_time", b"sign_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "customer_name", b"customer_name", "department_path", b"department_path", "end_date", b"end_date", "instalments", b"instalments", "lines", b"lines", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "quote_id", b"quote_id", "sign_time", b"sign_time", "start_date", b"start_date", "team_ids", b"team_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContractSigned: _TypeAlias = ContractSigned  # noqa: Y015
+
+@_typing.final
+class ContractLine(_message.Message):
+    """One line of a contract: a customised product and what was agreed for it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    SPECIFICATION_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    TAX_RATE_FIELD_NUMBER: _builtins.int
+    line_id: _builtins.str
+    product: _builtins.str
+    specification: _builtins.str
+    quantity: _builtins.str
+    """Decimal string such as "120" or "12.5"."""
+    unit: _builtins.str
+    tax_rate: _builtins.str
+    """Tax rate as a decimal string such as "0.13"."""
+    @_builtins.property
+    def unit_price(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Line amount after discount, before tax."""
+
+    def __init__(
+        self,
+        *,
+        line_id: _builtins.str = ...,
+        product: _builtins.str = ...,
+        specification: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        unit_price: _money_pb2.Money | None = ...,
+        amount: _money_pb2.Money | None = ...,
+        tax_rate: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "unit_price", b"unit_price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "line_id", b"line_id", "product", b"product", "quantity", b"quantity", "specification", b"specification", "tax_rate", b"tax_rate", "unit", b"unit", "unit_price", b"unit_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractLine: _TypeAlias = ContractLine  # noqa: Y015
+
+@_typing.final
+class Instalment(_message.Message):
+    """One instalment of a contract's receivable plan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTALMENT_ID_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    instalment_id: _builtins.str
+    sequence: _builtins.int
+    """1-based position in the plan."""
+    due_date: _builtins.str
+    """ISO 8601 date (YYYY-MM-DD)."""
+    label: _builtins.str
+    """What the instalment is for, e.g. "deposit", "on delivery", "acceptance"."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        instalment_id: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        due_date: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "due_date", b"due_date", "instalment_id", b"instalment_id", "label", b"label", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Instalment: _TypeAlias = Instalment  # noqa: Y015
+
+@_typing.final
+class ContractSubmitted(_message.Message):
+    """A contract was submitted for approval (first submission or resubmission)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    SUBMITTER_ID_FIELD_NUMBER: _builtins.int
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    customer_id: _builtins.str
+    submitter_id: _builtins.str
+    rule_id: _builtins.str
+    """The approval rule that chose the chain."""
+    attempt: _builtins.int
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        submitter_id: _builtins.str = ...,
+        rule_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "attempt", b"attempt", "contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "rule_id", b"rule_id", "submitter_id", b"submitter_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractSubmitted: _TypeAlias = ContractSubmitted  # noqa: Y015
+
+@_typing.final
+class ApprovalStepAssigned(_message.Message):
+    """An approval step is waiting for a decision: whoever may decide it should hear about it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    STEP_NAME_FIELD_NUMBER: _builtins.int
+    APPROVER_IDS_FIELD_NUMBER: _builtins.int
+    SUBMITTER_ID_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    step_id: _builtins.str
+    step_name: _builtins.str
+    submitter_id: _builtins.str
+    customer_id: _builtins.str
+    @_builtins.property
+    def approver_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Everyone who may decide this step (role holders, a delegate, a fallback approver)."""
+
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp:
+        """When the step counts as overdue and a reminder is due."""
+
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+        step_name: _builtins.str = ...,
+        approver_ids: _abc.Iterable[_builtins.str] | None = ...,
+        submitter_id: _builtins.str = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+        amount: _money_pb2.Money | None = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "due_time", b"due_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "approver_ids", b"approver_ids", "contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "due_time", b"due_time", "step_id", b"step_id", "step_name", b"step_name", "submitter_id", b"submitter_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApprovalStepAssigned: _TypeAlias = ApprovalStepAssigned  # noqa: Y015
+
+@_typing.final
+class ApprovalStepOverdue(_message.Message):
+    """An approval step has waited longer than its limit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    APPROVER_IDS_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    step_id: _builtins.str
+    @_builtins.property
+    def approver_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+        approver_ids: _abc.Iterable[_builtins.str] | None = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approver_ids", b"approver_ids", "contract_id", b"contract_id", "contract_number", b"contract_number", "due_time", b"due_time", "step_id", b"step_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApprovalStepOverdue: _TypeAlias = ApprovalStepOverdue  # noqa: Y015
+
+@_typing.final
+class ApprovalDecided(_message.Message):
+    """An approver decided a step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SUBMITTER_ID_FIELD_NUMBER: _builtins.int
+    FINAL_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    step_id: _builtins.str
+    decision: _builtins.str
+    """"approved", "rejected" or "returned"."""
+    decided_by: _builtins.str
+    reason: _builtins.str
+    submitter_id: _builtins.str
+    final: _builtins.bool
+    """True when this decision ends the workflow (last approval, a rejection)."""
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+        decision: _builtins.str = ...,
+        decided_by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        submitter_id: _builtins.str = ...,
+        final: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "contract_number", b"contract_number", "decided_by", b"decided_by", "decision", b"decision", "final", b"final", "reason", b"reason", "step_id", b"step_id", "submitter_id", b"submitter_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApprovalDecided: _TypeAlias = ApprovalDecided  # noqa: Y015
+
+@_typing.final
+class ContractApproved(_message.Message):
+    """Every step approved: the contract may be signed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    SUBMITTER_ID_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    submitter_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        submitter_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "contract_number", b"contract_number", "submitter_id", b"submitter_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractApproved: _TypeAlias = ContractApproved  # noqa: Y015
+
+@_typing.final
+class ContractRejected(_message.Message):
+    """The contract was rejected in approval."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    SUBMITTER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    submitter_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        submitter_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "contract_number", b"contract_number", "reason", b"reason", "submitter_id", b"submitter_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractRejected: _TypeAlias = ContractRejected  # noqa: Y015
+
+@_typing.final
+class ContractAmended(_message.Message):
+    """A signed contract was amended: a new version with new lines, amount or plan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    INSTALMENTS_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    version: _builtins.int
+    customer_id: _builtins.str
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContractLine]: ...
+    @_builtins.property
+    def instalments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Instalment]: ...
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        version: _builtins.int = ...,
+        amount: _money_pb2.Money | None = ...,
+        lines: _abc.Iterable[Global___ContractLine] | None = ...,
+        instalments: _abc.Iterable[Global___Instalment] | None = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "instalments", b"instalments", "lines", b"lines", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractAmended: _TypeAlias = ContractAmended  # noqa: Y015
+
+@_typing.final
+class ContractExpiring(_message.Message):
+    """A contract ends within the reminder window (R-CON-04)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    customer_id: _builtins.str
+    owner_id: _builtins.str
+    end_date: _builtins.str
+    """ISO 8601 date (YYYY-MM-DD)."""
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "end_date", b"end_date", "owner_id", b"owner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractExpiring: _TypeAlias = ContractExpiring  # noqa: Y015
+
+@_typing.final
+class ContractTerminated(_message.Message):
+    """A contract was terminated before its end."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    customer_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractTerminated: _TypeAlias = ContractTerminated  # noqa: Y015

@@ -1,0 +1,5 @@
+"""Entry point (being built)."""
+
+
+def cli() -> None:
+    raise SystemExit("not built yet")
