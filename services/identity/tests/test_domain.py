@@ -41,7 +41,7 @@ def test_grants_union_permissions_and_sensitivity() -> None:
 
 def test_built_in_roles_cover_the_documents() -> None:
     assert set(ROLES) == {"admin", "general_manager", "sales_director", "sales_manager", "sales_rep",
-                          "customer_service", "finance", "marketing", "auditor"}
+                          "customer_service", "finance", "marketing", "auditor", "operator"}
     assert ROLES["admin"].permissions == ("*",)
     assert ROLES["sales_manager"].data_scope == DataScope.TEAM
     assert not any(p.endswith((".write", ".manage", ".delete", ".approve")) for p in ROLES["auditor"].permissions)

@@ -148,6 +148,10 @@ async def test_users_and_roles_round_trip(admin, rpc_error, outbox) -> None:
     assert [u.login for u in by_role.users] == ["zhang.min"]
 
     roles = {r.name: r for r in (await admin.ListRoles(pb.ListRolesRequest())).roles}
+    # The migrations seed exactly the built-in roles the code describes.
+    from crm_identity.domain.model import BUILT_IN_ROLES
+    assert {r.name: sorted(r.permissions) for r in roles.values() if r.built_in} == {
+        r.name: sorted(r.permissions) for r in BUILT_IN_ROLES}
     assert roles["finance"].data_scope == pb.DATA_SCOPE_SIGNED and roles["finance"].built_in
     assert roles["sales_manager"].data_scope == pb.DATA_SCOPE_TEAM
     role = (await admin.CreateRole(pb.CreateRoleRequest(role=pb.Role(

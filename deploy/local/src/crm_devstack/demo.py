@@ -52,6 +52,7 @@ USERS: tuple[DemoUser, ...] = (
     DemoUser("he.jing", "He Jing", "customer_service", "Customer Service", manager="zhao.min"),
     DemoUser("xu.na", "Xu Na", "marketing", "Marketing", manager="zhao.min"),
     DemoUser("gao.shan", "Gao Shan", "auditor", "Company"),
+    DemoUser("ma.lin", "Ma Lin", "operator", "Company"),
 )
 # Who owns which demo customer (CUSTOMERS[i] goes to REPS[i % len(REPS)]).
 REPS = ("li.wei", "zhang.yu", "wang.fang")

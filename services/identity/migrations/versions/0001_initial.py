@@ -30,8 +30,37 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from crm_identity.domain.model import BUILT_IN_ROLES
 from crmkit.outbox import schema as outbox_schema
+
+# The built-in roles as this revision created them (later revisions change them, never this list).
+BUILT_IN_ROLES_0001 = (
+    ("admin", "System administrator: everything", ["*"], "all", True),
+    ("general_manager", "General manager: sees and approves everything, manages no system settings",
+     ["customers.read", "customers.write", "opportunities.read", "opportunities.write", "contracts.read",
+      "contracts.write", "orders.read", "orders.write", "customers.delete", "customers.export",
+      "contracts.approve", "billing.read", "insights.read", "org.read", "audit.read"], "all", True),
+    ("sales_director", "Sales director: the sales department subtree",
+     ["customers.read", "customers.write", "opportunities.read", "opportunities.write", "contracts.read",
+      "contracts.write", "orders.read", "orders.write", "customers.delete", "customers.export",
+      "contracts.approve", "billing.read", "insights.read", "org.read"], "department", True),
+    ("sales_manager", "Sales manager (team lead): the team's records",
+     ["customers.read", "customers.write", "opportunities.read", "opportunities.write", "contracts.read",
+      "contracts.write", "orders.read", "orders.write", "contracts.approve", "billing.read", "insights.read",
+      "org.read"], "team", True),
+    ("sales_rep", "Sales representative: own customers only",
+     ["customers.read", "customers.write", "opportunities.read", "opportunities.write", "contracts.read",
+      "contracts.write", "orders.read", "orders.write", "org.read"], "own", True),
+    ("customer_service", "Customer service: every customer, follow-ups and orders",
+     ["customers.read", "customers.write", "contracts.read", "orders.read", "org.read"], "all", True),
+    ("finance", "Finance: customers with a signed contract, billing",
+     ["customers.read", "contracts.read", "orders.read", "billing.read", "billing.write", "insights.read",
+      "org.read"], "signed", True),
+    ("marketing", "Marketing: leads and campaigns, no sensitive fields",
+     ["customers.read", "insights.read", "org.read"], "all", False),
+    ("auditor", "Auditor: read-only, everything, and the audit trail",
+     ["customers.read", "opportunities.read", "contracts.read", "orders.read", "billing.read", "insights.read",
+      "org.read", "audit.read"], "all", False),
+)
 
 revision = "0001"
 down_revision = None
@@ -188,9 +217,9 @@ def upgrade() -> None:
     for statement in AUDIT_GUARD_SQL:
         op.execute(statement)
     op.bulk_insert(roles, [
-        {"name": r.name, "description": r.description, "permissions": list(r.permissions),
-         "data_scope": r.data_scope.value, "sees_sensitive": r.sees_sensitive, "built_in": True}
-        for r in BUILT_IN_ROLES])
+        {"name": name, "description": description, "permissions": permissions, "data_scope": scope,
+         "sees_sensitive": sensitive, "built_in": True}
+        for name, description, permissions, scope, sensitive in BUILT_IN_ROLES_0001])
     outbox_schema.create_tables()
 
 

@@ -116,6 +116,12 @@ PERMISSIONS: dict[str, str] = {
     "orders.write": "create and change sales orders",
     "billing.read": "read invoices, payments and statements",
     "billing.write": "record payments, allocate, reconcile",
+    "leads.read": "read leads and attribution (within the data scope)",
+    "leads.write": "create, assign by hand and convert leads",
+    "leads.assign": "edit the lead assignment rules",
+    "integrations.read": "read the SAP sync state, sync log and drift reports",
+    "integrations.manage": "retry, replay and park SAP sync records",
+    "webhooks.manage": "manage outbound webhook subscriptions",
     "insights.read": "dashboards and reports",
     "notifications.manage": "notification rules and templates",
     "org.read": "read departments, teams, users and roles",
@@ -136,34 +142,38 @@ def is_known_permission(permission: str) -> bool:
 
 _SALES = ("customers.read", "customers.write", "opportunities.read", "opportunities.write",
           "contracts.read", "contracts.write", "orders.read", "orders.write")
+_LEADS = ("leads.read", "leads.write")
 
 # The built-in role set of the source documents (seed 004): name, description, permissions,
 # data scope, sees sensitive fields in full.
 BUILT_IN_ROLES: tuple[Role, ...] = (
     Role("admin", "System administrator: everything", (ALL,), DataScope.ALL, True, True),
     Role("general_manager", "General manager: sees and approves everything, manages no system settings",
-         (*_SALES, "customers.delete", "customers.export", "contracts.approve", "billing.read",
-          "insights.read", "org.read", "audit.read"), DataScope.ALL, True, True),
+         (*_SALES, *_LEADS, "leads.assign", "customers.delete", "customers.export", "contracts.approve",
+          "billing.read", "insights.read", "integrations.read", "org.read", "audit.read"), DataScope.ALL, True, True),
     Role("sales_director", "Sales director: the sales department subtree",
-         (*_SALES, "customers.delete", "customers.export", "contracts.approve", "billing.read",
-          "insights.read", "org.read"), DataScope.DEPARTMENT, True, True),
+         (*_SALES, *_LEADS, "leads.assign", "customers.delete", "customers.export", "contracts.approve",
+          "billing.read", "insights.read", "org.read"), DataScope.DEPARTMENT, True, True),
     Role("sales_manager", "Sales manager (team lead): the team's records",
-         (*_SALES, "contracts.approve", "billing.read", "insights.read", "org.read"),
+         (*_SALES, *_LEADS, "contracts.approve", "billing.read", "insights.read", "org.read"),
          DataScope.TEAM, True, True),
-    Role("sales_rep", "Sales representative: own customers only", (*_SALES, "org.read"), DataScope.OWN,
+    Role("sales_rep", "Sales representative: own customers only", (*_SALES, *_LEADS, "org.read"), DataScope.OWN,
          True, True),
     Role("customer_service", "Customer service: every customer, follow-ups and orders",
-         ("customers.read", "customers.write", "contracts.read", "orders.read", "org.read"),
+         ("customers.read", "customers.write", "leads.read", "contracts.read", "orders.read", "org.read"),
          DataScope.ALL, True, True),
+    # The approval chain of seed 004 ends with finance (rep → manager → director → finance).
     Role("finance", "Finance: customers with a signed contract, billing",
-         ("customers.read", "contracts.read", "orders.read", "billing.read", "billing.write",
+         ("customers.read", "contracts.read", "contracts.approve", "orders.read", "billing.read", "billing.write",
           "insights.read", "org.read"), DataScope.SIGNED, True, True),
-    # Marketing reads customers for segments and attribution; leads are theirs to write once they exist.
     Role("marketing", "Marketing: leads and campaigns, no sensitive fields",
-         ("customers.read", "insights.read", "org.read"), DataScope.ALL, False, True),
+         ("customers.read", *_LEADS, "leads.assign", "insights.read", "org.read"), DataScope.ALL, False, True),
     Role("auditor", "Auditor: read-only, everything, and the audit trail",
-         ("customers.read", "opportunities.read", "contracts.read", "orders.read", "billing.read",
-          "insights.read", "org.read", "audit.read"), DataScope.ALL, False, True),
+         ("customers.read", "leads.read", "opportunities.read", "contracts.read", "orders.read", "billing.read",
+          "insights.read", "integrations.read", "org.read", "audit.read"), DataScope.ALL, False, True),
+    Role("operator", "Operations: the SAP integration and delivery logs, no customer data",
+         ("integrations.read", "integrations.manage", "notifications.manage", "org.read"), DataScope.ALL, False,
+         True),
 )
 
 
