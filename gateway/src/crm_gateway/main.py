@@ -19,11 +19,10 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from crm.customers.v1 import customers_pb2_grpc
-from crm.identity.v1 import identity_pb2, identity_pb2_grpc
-from crm.opportunities.v1 import opportunities_pb2_grpc
+from crm.identity.v1 import identity_pb2
 from crm_gateway import middleware, problems
 from crm_gateway.api_keys import ApiKeyCache
+from crm_gateway.backends import BACKENDS
 from crm_gateway.denials import DenialReporter
 from crm_gateway.idempotency import IdempotencyStore, open_store
 from crm_gateway.jwks import KeyRing
@@ -38,6 +37,9 @@ from crmkit.grpc import client
 from crmkit.grpc.status import from_rpc_error
 
 log = logging.getLogger(__name__)
+
+# Each routes module has a `router`; the order is the order of the OpenAPI document.
+ROUTES = (auth, imports, customers, identity, opportunities)
 
 DESCRIPTION = """Lead-to-cash CRM for B2B manufacturers of customised products.
 
@@ -59,19 +61,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.nats = nc
         js = nc.jetstream()
         app.state.idempotency = IdempotencyStore(await open_store(js, settings.idempotency_ttl_seconds))
-        channel = client.channel(settings.customers_target, deadline=settings.rpc_deadline_seconds)
-        app.state.channels = [channel]
-        app.state.customers = customers_pb2_grpc.CustomersServiceStub(channel)
-        if settings.opportunities_target:
-            opportunities_channel = client.channel(settings.opportunities_target,
-                                                   deadline=settings.rpc_deadline_seconds)
-            app.state.channels.append(opportunities_channel)
-            app.state.opportunities = opportunities_pb2_grpc.OpportunitiesServiceStub(opportunities_channel)
-        if settings.identity_target:
-            # Connects lazily: the gateway starts (not ready) while identity is not up yet.
-            identity_channel = client.channel(settings.identity_target, deadline=settings.rpc_deadline_seconds)
-            app.state.channels.append(identity_channel)
-            app.state.identity = identity_pb2_grpc.IdentityServiceStub(identity_channel)
+        app.state.channels = []
+        for name, stub in BACKENDS.items():
+            target = getattr(settings, f"{name}_target")
+            if target:
+                # Connects lazily: the gateway starts (not ready) while a service is not up yet.
+                channel = client.channel(target, deadline=settings.rpc_deadline_seconds)
+                app.state.channels.append(channel)
+                setattr(app.state, name, stub(channel))
         app.state.denials = DenialReporter(js, max_queued=settings.denial_queue_size)
         app.state.revocations = RevocationFollower(js, app.state.revoked, settings.access_token_max_ttl_seconds,
                                                    on_revoked=app.state.api_keys.forget_token,
@@ -93,8 +90,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title="CRM API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
-    app.state.identity = None
-    app.state.opportunities = None
+    for name in BACKENDS:
+        setattr(app.state, name, None)
     static_jwks = settings.jwt_jwks.get_secret_value() if settings.jwt_jwks is not None else None
     app.state.keys = KeyRing(static_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
                              fetch=(lambda: _fetch_jwks(app)) if settings.identity_target else None,
@@ -110,12 +107,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes,
                        path_limits=dict.fromkeys(middleware.MULTIPART_PATHS, settings.import_max_bytes))
     app.add_middleware(BaseHTTPMiddleware, dispatch=middleware.observe)
-    app.include_router(auth.router)
+    for module in ROUTES:
+        app.include_router(module.router)
     app.include_router(auth.well_known)
-    app.include_router(imports.router)
-    app.include_router(customers.router)
-    app.include_router(identity.router)
-    app.include_router(opportunities.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
