@@ -188,6 +188,11 @@ async def test_up_starts_servers_and_children_with_their_env(workdir: Path) -> N
                 assert env["CRM_PRINCIPAL_PUBLIC_KEY"] == keys.principal_public_pem
                 assert env["CRM_LOG_LEVEL"] == "INFO"
                 assert "CRM_PRINCIPAL_PRIVATE_KEY" not in env
+                # a service calls the others as itself
+                assert env["CRM_SERVICE_PRIVATE_KEY"] == keys.service_private_pem
+                assert env["CRM_SERVICE_PUBLIC_KEYS"] == keys.service_public_pem
+                assert env["CRM_ALPHA_TARGET"] == suite.grpc_target("alpha")
+        assert "CRM_SERVICE_PRIVATE_KEY" not in _record(workdir, "gateway", "serve")["env"]
         gw = _record(workdir, "gateway", "serve")["env"]
         assert gw["CRM_HTTP_PORT"] == str(suite.config.gateway.http_port)
         assert gw["CRM_ALPHA_TARGET"] == suite.grpc_target("alpha")

@@ -11,11 +11,14 @@ import jwt
 import pytest
 
 from crmkit.auth import (
+    SERVICE_PERMISSIONS,
     DataScope,
     Principal,
     PrincipalSigner,
     PrincipalVerifier,
+    ServiceToken,
     current_principal,
+    service_principal,
     use_principal,
 )
 from crmkit.auth.keys import KeyPair, generate_keypair, jwks_of, key_id
@@ -197,6 +200,42 @@ def test_principal_verifier_keys_from_concatenated_pems() -> None:
 def test_principal_verifier_needs_a_key() -> None:
     with pytest.raises(ValueError):
         PrincipalVerifier()
+
+
+SERVICE_KEY = generate_keypair()
+
+
+def test_service_token_verifies_as_the_service_with_narrow_permissions() -> None:
+    verifier = PrincipalVerifier(KEY.public_pem, service_pems=(SERVICE_KEY.public_pem,))
+    principal = verifier.verify(ServiceToken("contracts", SERVICE_KEY.private_pem)())
+    assert principal == service_principal("contracts")
+    assert principal.subject == "service:contracts" and principal.kind == "service"
+    assert principal.permissions == SERVICE_PERMISSIONS == ("org.read",)
+
+
+def test_service_key_cannot_widen_its_permissions() -> None:
+    greedy = Principal(subject="service:contracts", name="contracts", kind="service", data_scope=DataScope.ALL,
+                       permissions=("*",), sees_sensitive=True)
+    verifier = PrincipalVerifier(KEY.public_pem, service_pems=(SERVICE_KEY.public_pem,))
+    principal = verifier.verify(PrincipalSigner(SERVICE_KEY.private_pem).sign(greedy))
+    assert principal.permissions == ("org.read",) and not principal.sees_sensitive
+
+
+def test_service_key_cannot_sign_for_a_user() -> None:
+    verifier = PrincipalVerifier(KEY.public_pem, service_pems=(SERVICE_KEY.public_pem,))
+    with pytest.raises(Unauthenticated, match="service key"):
+        verifier.verify(PrincipalSigner(SERVICE_KEY.private_pem).sign(ALICE))
+
+
+def test_gateway_key_cannot_sign_a_service_principal() -> None:
+    verifier = PrincipalVerifier(KEY.public_pem, service_pems=(SERVICE_KEY.public_pem,))
+    with pytest.raises(Unauthenticated, match="service key"):
+        verifier.verify(PrincipalSigner(KEY.private_pem).sign(service_principal("contracts")))
+
+
+def test_service_principal_refused_where_service_keys_are_not_trusted() -> None:
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        PrincipalVerifier(KEY.public_pem).verify(ServiceToken("contracts", SERVICE_KEY.private_pem)())
 
 
 def test_unsigned_principal_rejected() -> None:

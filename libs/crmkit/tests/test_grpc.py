@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -15,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from crm.customers.v1 import customers_pb2, customers_pb2_grpc
 from crmkit import errors, telemetry
@@ -25,16 +27,19 @@ from crmkit.auth import (
     PrincipalSigner,
     PrincipalVerifier,
     current_principal,
+    service_principal,
 )
 from crmkit.auth.keys import generate_keypair
 from crmkit.grpc.client import channel
 from crmkit.grpc.server import GrpcServer
 from crmkit.grpc.status import from_rpc_error
+from crmkit.service import Runtime
 
 pytestmark = pytest.mark.integration
 
 SERVICE_NAME = "crm.customers.v1.CustomersService"
 KEY = generate_keypair()
+SERVICE_KEY = generate_keypair()
 ATTACKER = generate_keypair()
 ALICE = Principal(subject="u-alice", name="Alice", roles=("sales_rep",), team_ids=("east",),
                   department_path="/sales/east/", data_scope=DataScope.TEAM, scopes=("customers:read",))
@@ -82,7 +87,7 @@ class Servicer(customers_pb2_grpc.CustomersServiceServicer):
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[str, Servicer]]:
     servicer = Servicer()
-    grpc_server = GrpcServer("kt-customers", PrincipalVerifier(KEY.public_pem))
+    grpc_server = GrpcServer("kt-customers", PrincipalVerifier(KEY.public_pem, service_pems=(SERVICE_KEY.public_pem,)))
     grpc_server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, servicer, SERVICE_NAME)
     port = await grpc_server.start("127.0.0.1:0")
     try:
@@ -118,6 +123,21 @@ async def test_a_per_call_principal_without_a_channel_signer(server: tuple[str, 
                                           metadata=((PRINCIPAL_METADATA_KEY, _token(bob)),))
     assert response.customer.name == "Bob"
     assert servicer.seen[-1][0] == bob
+
+
+async def test_an_internal_channel_calls_as_the_service_itself(server: tuple[str, Servicer]) -> None:
+    """What a service's event handler or background job uses: no user behind the call."""
+    target, servicer = server
+    settings = SimpleNamespace(service_private_key=SecretStr(SERVICE_KEY.private_pem))
+    runtime = Runtime(name="contracts", settings=settings, engine=None, sessions=None, nc=None, js=None,  # type: ignore[arg-type]
+                      grpc=None)  # type: ignore[arg-type]
+    stub = customers_pb2_grpc.CustomersServiceStub(runtime.internal_channel(target))
+    response = await stub.GetCustomer(customers_pb2.GetCustomerRequest(id="c-3"))
+    for ch in runtime.channels:
+        await ch.close()
+    assert response.customer.name == "contracts"
+    assert servicer.seen[-1][0] == service_principal("contracts")
+    assert servicer.seen[-1][0].permissions == ("org.read",)
 
 
 @pytest.mark.parametrize("how", ["none", "forged", "unknown-key", "garbage"])

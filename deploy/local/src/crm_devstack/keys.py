@@ -1,10 +1,11 @@
 """The local signing keys in `<data-dir>/keys/`, offline tokens made with them, and signing in
 through the running suite's gateway.
 
-Two Ed25519 key pairs, made once on the first `up` (or `token --offline`) and kept with the data:
+Three Ed25519 key pairs, made once on the first `up` (or `token --offline`) and kept with the data:
 `access` signs offline access tokens (the gateway trusts its JWKS as a static key beside
-identity's) and `principal` signs the gateway-to-service principal (the gateway gets the private
-half, services the public half).
+identity's), `principal` signs the gateway-to-service principal (the gateway gets the private
+half, services the public half) and `service` signs a service's own principal on its internal
+calls (every service gets both halves).
 
 `login` is how people get tokens: the password grant of `POST /api/v1/auth/token`, answered by
 the identity service. `issue_token` (offline, no identity needed) remains for the launcher's own
@@ -36,6 +37,9 @@ class DevKeys:
     access_public_pem: str
     principal_private_pem: str
     principal_public_pem: str
+    # Services sign their own principal with it on calls with no user behind them.
+    service_private_pem: str
+    service_public_pem: str
     # Customers' sensitive-field key ring ("kid:base64") and blind-index key.
     field_keys: str
     field_index_key: str
@@ -77,7 +81,8 @@ def ensure_keys(data_dir: str | os.PathLike[str]) -> DevKeys:
     folder.chmod(0o700)
     access = _pair(folder, "access")
     principal = _pair(folder, "principal")
-    return DevKeys(access[0], access[1], principal[0], principal[1],
+    service = _pair(folder, "service")
+    return DevKeys(access[0], access[1], principal[0], principal[1], service[0], service[1],
                    field_keys=f"dev1:{_secret(folder, 'field.key')}",
                    field_index_key=_secret(folder, "field-index.key"))
 

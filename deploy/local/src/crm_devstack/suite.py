@@ -209,9 +209,16 @@ class Suite:
             CRM_GRPC_PORT=str(spec.grpc_port),
             CRM_METRICS_PORT=str(spec.metrics_port),
             CRM_PRINCIPAL_PUBLIC_KEY=self.keys.principal_public_pem,
+            CRM_SERVICE_PRIVATE_KEY=self.keys.service_private_pem,
+            CRM_SERVICE_PUBLIC_KEYS=self.keys.service_public_pem,
         )
+        env.update(self._targets())
         env.update({name: value.format_map(self.keys.placeholders()) for name, value in spec.env.items()})
         return env
+
+    def _targets(self) -> dict[str, str]:
+        """Where every service listens (CRM_<NAME>_TARGET), for the gateway and for each other."""
+        return {spec.target_env_name: f"127.0.0.1:{spec.grpc_port}" for spec in self.config.services}
 
     def gateway_env(self) -> dict[str, str]:
         assert self.keys is not None and self.config.gateway is not None
@@ -227,8 +234,7 @@ class Suite:
         )
         if gateway.metrics_port is not None:
             env["CRM_METRICS_PORT"] = str(gateway.metrics_port)
-        for spec in self.config.services:
-            env[spec.target_env_name] = f"127.0.0.1:{spec.grpc_port}"
+        env.update(self._targets())
         env.update({name: value.format_map(self.keys.placeholders()) for name, value in gateway.env.items()})
         return env
 

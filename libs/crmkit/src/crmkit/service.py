@@ -6,19 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import grpc
 import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crmkit import telemetry
-from crmkit.auth import PrincipalVerifier
+from crmkit.auth import PrincipalVerifier, ServiceToken
 from crmkit.db import create_engine, session_factory
 from crmkit.events.consumer import EventConsumer, Subscription
 from crmkit.events.streams import ensure_dead_letter_stream, ensure_service_stream
+from crmkit.grpc import client
 from crmkit.grpc.server import GrpcServer
 from crmkit.metrics import start_metrics_server
 from crmkit.outbox.relay import OutboxRelay
@@ -39,6 +41,27 @@ class Runtime:
     js: JetStreamContext
     grpc: GrpcServer
     subscriptions: list[Subscription] = field(default_factory=list)
+    background: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    def add_background(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """`run` is started next to the consumers and runs for the life of the process; if it
+        raises, the process stops (and Kubernetes restarts it) rather than limp on without it."""
+        if name in self.background:
+            raise ValueError(f"background task {name!r} is already registered")
+        self.background[name] = run
+
+    def internal_channel(self, target: str) -> grpc.aio.Channel:
+        """A channel to another service whose calls carry this service's own principal (kind
+        `service`, `SERVICE_PERMISSIONS` only): for event handlers and background jobs."""
+        key = self.settings.service_private_key
+        if key is None:
+            raise RuntimeError("set CRM_SERVICE_PRIVATE_KEY: this service calls others on its own behalf")
+        if not target:
+            raise RuntimeError("the target of an internal channel is not configured")
+        channel = client.channel(target, ServiceToken(self.name, key.get_secret_value()))
+        self.channels.append(channel)
+        return channel
 
 
 def split_pems(value: str) -> list[str]:
@@ -57,7 +80,9 @@ async def serve(name: str, settings: ServiceSettings, wire: Callable[[Runtime], 
     js = nc.jetstream()
     await ensure_service_stream(js, name, settings.stream_replicas)
     await ensure_dead_letter_stream(js, settings.stream_replicas)
-    verifier = PrincipalVerifier(*split_pems(settings.principal_public_key.get_secret_value()))
+    service_keys = settings.service_public_keys.get_secret_value() if settings.service_public_keys else ""
+    verifier = PrincipalVerifier(*split_pems(settings.principal_public_key.get_secret_value()),
+                                 service_pems=tuple(split_pems(service_keys)))
     runtime = Runtime(name=name, settings=settings, engine=engine, sessions=session_factory(engine),
                       nc=nc, js=js, grpc=GrpcServer(name, verifier, public_methods))
     wire(runtime)
@@ -68,6 +93,8 @@ async def serve(name: str, settings: ServiceSettings, wire: Callable[[Runtime], 
         consumer = EventConsumer(sub, js, runtime.sessions, source=f"crm/{name}",
                                  max_deliver=settings.consumer_max_deliver)
         tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{sub.name}"))
+    for task_name, run in runtime.background.items():
+        tasks.append(asyncio.create_task(run(), name=task_name))
     port = await runtime.grpc.start(f"{settings.grpc_host}:{settings.grpc_port}")
     log.info("serving", extra={"grpc_port": port, "metrics_port": settings.metrics_port})
 
@@ -90,6 +117,8 @@ async def serve(name: str, settings: ServiceSettings, wire: Callable[[Runtime], 
     except Exception:  # shutting down either way
         log.warning("NATS did not confirm the last publishes before shutdown")
     await nc.close()
+    for channel in runtime.channels:
+        await channel.close()
     await engine.dispose()
     if crashed.done() and crashed.exception():
         raise crashed.exception()  # type: ignore[misc]

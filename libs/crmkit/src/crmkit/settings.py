@@ -28,6 +28,12 @@ class ServiceSettings(CommonSettings):
     metrics_port: int = 9090
     # PEM of the gateway's principal-signing key; concatenate several while it rotates.
     principal_public_key: SecretStr
+    # The suite's service key pair: the private half signs this service's own principal on calls
+    # with no user behind them; the public halves (concatenated while one rotates) are trusted.
+    service_private_key: SecretStr | None = None
+    service_public_keys: SecretStr | None = None
+    # host:port of the identity service (the org chart), for services that resolve people.
+    identity_target: str = ""
     stream_replicas: int = 1
     outbox_retention_days: int = 7
     consumer_max_deliver: int = 5

@@ -2,20 +2,26 @@
 
 from crmkit.auth.principal import (
     PRINCIPAL_METADATA_KEY,
+    SERVICE_PERMISSIONS,
     DataScope,
     Principal,
     PrincipalSigner,
     PrincipalVerifier,
+    ServiceToken,
     current_principal,
+    service_principal,
     use_principal,
 )
 
 __all__ = [
     "PRINCIPAL_METADATA_KEY",
+    "SERVICE_PERMISSIONS",
     "DataScope",
     "Principal",
     "PrincipalSigner",
     "PrincipalVerifier",
+    "ServiceToken",
     "current_principal",
+    "service_principal",
     "use_principal",
 ]

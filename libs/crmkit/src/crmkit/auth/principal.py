@@ -2,6 +2,11 @@
 
 Services never trust an unsigned header: the gateway signs the principal with its private key
 (EdDSA, short-lived) and each service verifies it with the public key from configuration.
+
+A service calling another one with no user behind the call (an event handler, a background job)
+signs its own principal with the suite's service key. Verifiers accept such a principal only as
+kind `service`, and only with the narrow `SERVICE_PERMISSIONS`, so a service key cannot stand in
+for a user.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from crmkit.errors import Unauthenticated
 PRINCIPAL_METADATA_KEY = "x-crm-principal"
 _AUDIENCE = "crm-services"
 _LIFETIME_SECONDS = 120
+# All a service-signed principal may do, whatever it claims.
+SERVICE_PERMISSIONS: tuple[str, ...] = ("org.read",)
 
 
 class DataScope(StrEnum):
@@ -115,23 +122,53 @@ class PrincipalSigner:
 
 
 class PrincipalVerifier:
-    """Accepts principals signed by any of the configured keys, so the gateway's key can rotate."""
+    """Accepts principals signed by any of the gateway's keys (several while one rotates) and,
+    when given, service principals signed by any of the service keys."""
 
-    def __init__(self, *public_pems: str) -> None:
+    def __init__(self, *public_pems: str, service_pems: tuple[str, ...] = ()) -> None:
         if not public_pems:
             raise ValueError("at least one principal public key is required")
         self._keys = {key_id(pem): pem for pem in public_pems}
+        self._service_keys = {key_id(pem): pem for pem in service_pems}
 
     def verify(self, token: str) -> Principal:
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
-            key = self._keys.get(kid or "")
+            kid = jwt.get_unverified_header(token).get("kid") or ""
+            key = self._keys.get(kid) or self._service_keys.get(kid)
             if key is None:
                 raise Unauthenticated("principal signed by an unknown key")
             claims = jwt.decode(token, key, algorithms=["EdDSA"], audience=_AUDIENCE)
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"invalid principal: {exc}") from exc
-        return Principal.from_claims(claims)
+        principal = Principal.from_claims(claims)
+        by_service_key = kid in self._service_keys and kid not in self._keys
+        if by_service_key != (principal.kind == "service"):
+            raise Unauthenticated("a service principal must be signed by a service key, and only it")
+        if by_service_key:
+            return service_principal(principal.name or principal.subject.removeprefix("service:"))
+        return principal
+
+
+def service_principal(service: str) -> Principal:
+    """Who a service is when it calls another service on its own behalf."""
+    return Principal(subject=f"service:{service}", name=service, kind="service", data_scope=DataScope.ALL,
+                     permissions=SERVICE_PERMISSIONS)
+
+
+class ServiceToken:
+    """This service's own signed principal for internal calls, re-signed well before it expires."""
+
+    def __init__(self, service: str, private_pem: str) -> None:
+        self._principal = service_principal(service)
+        self._signer = PrincipalSigner(private_pem)
+        self._token = ""
+        self._signed_at = 0.0
+
+    def __call__(self) -> str:
+        now = time.monotonic()
+        if not self._token or now - self._signed_at > _LIFETIME_SECONDS / 2:
+            self._token, self._signed_at = self._signer.sign(self._principal), now
+        return self._token
 
 
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("crm_principal", default=None)

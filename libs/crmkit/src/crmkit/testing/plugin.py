@@ -4,6 +4,9 @@
     nats_server       session: NatsServer (url)
     database_factory  function: make(name_prefix, migrate) -> asyncpg URL of a fresh migrated
                       database, dropped when the test ends
+    service_key       session: the suite's service KeyPair; a service under test that calls
+                      another as itself signs with `ServiceToken(name, service_key.private_pem)`
+                      and the callee's verifier gets `service_pems=(service_key.public_pem,)`
 
 A service's conftest typically does:
 
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from crmkit.auth.keys import KeyPair
     from crmkit.testing.servers import NatsServer, PostgresServer
 
 
@@ -63,6 +67,13 @@ def database_factory(
     yield make
     for name in made:
         postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def service_key() -> KeyPair:
+    from crmkit.auth.keys import generate_keypair
+
+    return generate_keypair()
 
 
 _SERVER_FIXTURES = {"postgres_server", "nats_server", "database_factory"}
