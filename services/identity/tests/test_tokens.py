@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 import jwt
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import text
 
 from crm.identity.v1 import identity_pb2 as pb
@@ -126,6 +127,18 @@ async def test_refresh_rotates_and_reuse_revokes_the_whole_session(public, org, 
     assert revoked == jti
     # a new sign-in starts a new family
     assert (await public.IssueToken(login())).refresh_token
+
+
+async def test_disabling_a_user_ends_every_session_now(public, admin, org, rpc_error, outbox) -> None:
+    laptop, phone = await public.IssueToken(login()), await public.IssueToken(login())
+    await admin.UpdateUser(pb.UpdateUserRequest(user=pb.User(id=org["user"], status=pb.USER_STATUS_DISABLED),
+                                                update_mask=FieldMask(paths=["status"])))
+    revoked = {r.message().token_id for r in await outbox() if r.type == "crm.identity.v1.TokenRevoked"}
+    assert revoked == {jwt.decode(t.access_token, options={"verify_signature": False})["jti"] for t in (laptop, phone)}
+    for session in (laptop, phone):
+        error = await rpc_error(public.IssueToken(pb.IssueTokenRequest(grant_type="refresh_token",
+                                                                       refresh_token=session.refresh_token)))
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_revoke_token_emits_token_revoked_with_expiry(public, stub_for, org, outbox, principals,

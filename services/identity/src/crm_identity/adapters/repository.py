@@ -334,6 +334,13 @@ async def revoke_family(s: AsyncSession, family_id: uuid.UUID, now: dt.datetime)
     return [(r.access_token_id, r.access_expires_at) for r in rows]
 
 
+async def session_families(s: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """The user's sign-in sessions that still hold a usable refresh token."""
+    rows = await s.execute(select(refresh_tokens.c.family_id).distinct()
+                           .where(refresh_tokens.c.user_id == user_id, refresh_tokens.c.revoked_at.is_(None)))
+    return [r.family_id for r in rows]
+
+
 async def record_revoked(s: AsyncSession, token_id: str, expires_at: dt.datetime) -> bool:
     """True the first time the token is revoked."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 import uuid
 from collections.abc import Sequence
 
 from crm.identity.v1 import events_pb2 as ev
 from crm_identity.adapters import repository as repo
+from crm_identity.app import tokens
 from crm_identity.app.credentials import hash_password, verify_password
 from crm_identity.app.messages import department_to_pb, role_to_pb, user_to_pb
 from crm_identity.domain.model import Department, Role, Team, User, UserStatus, is_known_permission
@@ -219,6 +221,9 @@ async def update_user(uow: UnitOfWork, principal: Principal, user_id: uuid.UUID,
     await repo.save_user(uow.session, after)
     uow.emit(ev.UserUpdated(before=user_to_pb(before), after=user_to_pb(after), changed_fields=changed),
              subject_id=str(user_id))
+    if "status" in changed and after.status != UserStatus.ACTIVE:
+        # A disabled user is out now, not when their access token expires.
+        await tokens.end_sessions(uow, user_id, dt.datetime.now(dt.UTC))
     await uow.commit()
     return after
 

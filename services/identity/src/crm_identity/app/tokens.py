@@ -138,6 +138,13 @@ async def refresh_grant(uow: UnitOfWork, cfg: TokenConfig, refresh_token: str, n
     return tokens
 
 
+async def end_sessions(uow: UnitOfWork, user_id: uuid.UUID, now: dt.datetime) -> None:
+    """Every session of the user ends now: refresh tokens stop working and the access tokens
+    still alive are revoked (the gateway refuses them within a moment)."""
+    for family_id in await repo.session_families(uow.session, user_id):
+        await _revoke_family(uow, family_id, now)
+
+
 async def _revoke_family(uow: UnitOfWork, family_id: uuid.UUID, now: dt.datetime) -> None:
     for token_id, expires_at in await repo.revoke_family(uow.session, family_id, now):
         await _revoke_access_token(uow, token_id, expires_at)
