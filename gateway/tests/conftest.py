@@ -217,7 +217,9 @@ def gateway_settings(customers_target: str, opportunities_target: str, nats_serv
         customers_target=customers_target, opportunities_target=opportunities_target, nats_url=nats_server.url,
         jwt_jwks=jwks_of(token_keys.public_pem),
         jwt_issuer=ISSUER, jwt_audience=AUDIENCE, principal_private_key=principal_keys.private_pem,
-        max_body_bytes=MAX_BODY_BYTES, rpc_deadline_seconds=10.0)
+        max_body_bytes=MAX_BODY_BYTES, rpc_deadline_seconds=10.0,
+        # Every test signs in from the same address; one test checks the throttle itself.
+        sign_in_rate_limit_per_minute=100_000)
 
 
 @pytest.fixture(scope="session")

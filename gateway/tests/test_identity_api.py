@@ -256,6 +256,21 @@ async def test_rate_limit_answers_429_with_retry_after(gateway_settings, token, 
         assert (await c.get("/api/v1/customers", headers=other)).status_code == 200
 
 
+async def test_sign_in_attempts_are_throttled_per_address(id_settings, assert_problem):
+    import httpx
+
+    from crm_gateway.main import create_app
+
+    app = create_app(id_settings.model_copy(update={"sign_in_rate_limit_per_minute": 2}))
+    guess = {"grant_type": "password", "username": "nobody.here", "password": "not-the-password"}
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw") as c:
+        answers = [await c.post("/api/v1/auth/token", data=guess) for _ in range(3)]
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    body = assert_problem(answers[2], 429, reason="RATE_LIMITED")
+    assert "sign-in attempts" in body["detail"] and int(answers[2].headers["retry-after"]) == 30
+
+
 async def test_denied_access_is_published(id_client, id_settings, token, eventually):
     nc = await nats.connect(id_settings.nats_url)
     seen: list[events_pb2.AccessDenied] = []

@@ -31,6 +31,8 @@ class GatewaySettings(CommonSettings):
     # Requests per minute: people, and partner clients whose token names no limit.
     rate_limit_per_minute: int = Field(600, ge=1)
     client_rate_limit_per_minute: int = Field(120, ge=1)
+    # Token requests per minute from one client address (password guessing across many logins).
+    sign_in_rate_limit_per_minute: int = Field(120, ge=1)
     # Access-denied events waiting to be published; beyond it they are dropped and counted.
     denial_queue_size: int = Field(1000, ge=1)
     principal_private_key: SecretStr  # PEM; services hold its public half

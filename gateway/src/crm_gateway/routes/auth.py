@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from crm.identity.v1 import identity_pb2 as pb
 from crm_gateway.api_route import ApiRoute
-from crm_gateway.auth import Caller, authenticated, bearer_token
+from crm_gateway.auth import Caller, RateLimited, authenticated, bearer_token
 from crm_gateway.problems import API_ERRORS, Problem, problem
 from crm_gateway.routes.identity import identity_stub
 from crmkit.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -153,6 +153,7 @@ def _grant(request: Request, params: dict[str, str]) -> tuple[pb.IssueTokenReque
                               "content": {"application/problem+json": {}}},
                         503: API_ERRORS[503]})
 async def issue_token(request: Request) -> Response:
+    _throttle_sign_in(request)
     try:
         message, basic = _grant(request, await _params(request))
         try:
@@ -173,6 +174,18 @@ async def issue_token(request: Request) -> Response:
     body = TokenResponse(access_token=reply.access_token, expires_in=reply.expires_in,
                          refresh_token=reply.refresh_token or None, scope=reply.scope or None)
     return Response(body.model_dump_json(exclude_none=True), media_type="application/json", headers=_NO_STORE)
+
+
+def _throttle_sign_in(request: Request) -> None:
+    """Password guessing across many logins from one address: identity locks each account, this
+    slows the address down (per gateway replica)."""
+    state = request.app.state
+    address = request.client.host if request.client else "unknown"
+    decision = state.rate_limiter.take(f"sign-in:{address}", state.settings.sign_in_rate_limit_per_minute)
+    request.state.rate_limit_headers = decision.headers()
+    if not decision.allowed:
+        raise RateLimited(f"more than {decision.limit} sign-in attempts a minute from this address; retry in "
+                          f"{decision.retry_after} s", reason="RATE_LIMITED")
 
 
 class RevokeRequest(BaseModel):
