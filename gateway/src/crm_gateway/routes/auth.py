@@ -151,7 +151,7 @@ def _grant(request: Request, params: dict[str, str]) -> tuple[pb.IssueTokenReque
                               "content": {"application/problem+json": {}}},
                         401: {"model": OAuthProblem, "description": "invalid_client or invalid_grant",
                               "content": {"application/problem+json": {}}},
-                        503: API_ERRORS[503]})
+                        429: API_ERRORS[429], 503: API_ERRORS[503]})
 async def issue_token(request: Request) -> Response:
     _throttle_sign_in(request)
     try:
