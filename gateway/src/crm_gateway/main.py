@@ -17,7 +17,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.middleware.base import BaseHTTPMiddleware
 
 from crm.identity.v1 import identity_pb2
 from crm_gateway import middleware, problems
@@ -103,10 +102,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                                      max_age_seconds=settings.api_key_cache_seconds)
     app.state.principal_signer = PrincipalSigner(settings.principal_private_key.get_secret_value())
     problems.install(app)
-    app.add_middleware(BaseHTTPMiddleware, dispatch=middleware.content_type)
+    app.add_middleware(middleware.ContentType)
     app.add_middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes,
                        path_limits=dict.fromkeys(middleware.MULTIPART_PATHS, settings.import_max_bytes))
-    app.add_middleware(BaseHTTPMiddleware, dispatch=middleware.observe)
+    app.add_middleware(middleware.Observe)
     for module in ROUTES:
         app.include_router(module.router)
     app.include_router(auth.well_known)

@@ -4,8 +4,8 @@ RED metrics per route template, and the trace id on every response."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -84,45 +84,87 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-async def content_type(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    if request.method in _BODY_METHODS and request.url.path.startswith("/api/"):
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        oauth = request.url.path in FORM_PATHS and (
-            media == _FORM or (not media and request.headers.get("content-length", "0") == "0"))
-        upload = request.url.path in MULTIPART_PATHS and media == _MULTIPART
-        # Actions such as /commit or /won carry no body; the route's schema decides if one is due.
-        bodyless = not media and request.headers.get("content-length", "0") == "0" \
-            and "transfer-encoding" not in request.headers
-        if media not in _JSON_TYPES and not oauth and not upload and not bodyless:
-            return problem(415, f"send the body as application/json, not {media or 'no content type'}",
-                           reason="UNSUPPORTED_MEDIA_TYPE", instance=request.url.path)
-    return await call_next(request)
+class ContentType:
+    """415 for an /api body that is not JSON (or the form, multipart or empty body a path allows)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _BODY_METHODS and scope["path"].startswith("/api/"):
+            refusal = _refuse_content_type(scope["path"], Headers(scope=scope))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
-async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    started = time.perf_counter()
-    try:
-        response = await call_next(request)
-    except Exception:
-        # Answered here, not by Starlette's ServerErrorMiddleware (outside this middleware), so a
-        # 500 is counted in the metrics and carries X-Trace-Id like every other response.
-        response = internal_error(request)
-    route = request.scope.get("route")
-    template = getattr(route, "path", "unmatched")
-    metrics.HTTP_REQUESTS.labels(template, request.method, str(response.status_code)).inc()
-    metrics.HTTP_LATENCY.labels(template, request.method).observe(time.perf_counter() - started)
-    state = request.state
-    rate_limit_headers = getattr(state, "rate_limit_headers", None)
-    if rate_limit_headers:
-        response.headers.update(rate_limit_headers)
-    if response.status_code in _DENIED and request.url.path.startswith("/api/") and template not in _NOT_AUDITED:
-        reporter = getattr(request.app.state, "denials", None)
-        if reporter is not None:
-            principal = getattr(state, "principal", None)
-            reporter.report(actor=principal.subject if principal is not None else "", method=request.method,
-                            path=template, status=response.status_code,
-                            reason=getattr(state, "problem_reason", "") or "")
-    trace_id = current_trace_id()
-    if trace_id:
-        response.headers["X-Trace-Id"] = trace_id
-    return response
+def _refuse_content_type(path: str, headers: Headers) -> Response | None:
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    empty = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
+    oauth = path in FORM_PATHS and (media == _FORM or (not media and empty))
+    upload = path in MULTIPART_PATHS and media == _MULTIPART
+    # Actions such as /commit or /won carry no body; the route's schema decides if one is due.
+    bodyless = not media and empty
+    if media in _JSON_TYPES or oauth or upload or bodyless:
+        return None
+    return problem(415, f"send the body as application/json, not {media or 'no content type'}",
+                   reason="UNSUPPORTED_MEDIA_TYPE", instance=path)
+
+
+class Observe:
+    """RED metrics per route template, rate-limit headers, X-Trace-Id on every response, denied
+    answers reported as events, and a problem+json 500 for an unhandled error (counted too).
+
+    Plain ASGI rather than BaseHTTPMiddleware: no extra task and body copy per request, and
+    streamed responses (Server-Sent Events) pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state: dict[str, object] = scope.setdefault("state", {})
+        status = 500
+        response_started = False
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                rate_limit_headers = state.get("rate_limit_headers")
+                if isinstance(rate_limit_headers, dict):
+                    headers.update(rate_limit_headers)
+                trace_id = current_trace_id()
+                if trace_id:
+                    headers["X-Trace-Id"] = trace_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        except Exception:
+            if response_started:
+                raise  # half an answer is out; the server closes the connection
+            # Answered here, not by Starlette's ServerErrorMiddleware (outside this one), so a 500
+            # is counted in the metrics and carries X-Trace-Id like every other response.
+            await internal_error(Request(scope))(scope, receive, observed_send)
+        finally:
+            self._record(scope, state, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _record(scope: Scope, state: dict[str, object], status: int, seconds: float) -> None:
+        template = getattr(scope.get("route"), "path", "unmatched")
+        method = scope["method"]
+        metrics.HTTP_REQUESTS.labels(template, method, str(status)).inc()
+        metrics.HTTP_LATENCY.labels(template, method).observe(seconds)
+        if status in _DENIED and scope["path"].startswith("/api/") and template not in _NOT_AUDITED:
+            reporter = getattr(scope["app"].state, "denials", None)
+            if reporter is not None:
+                principal = state.get("principal")
+                reporter.report(actor=getattr(principal, "subject", ""), method=method, path=template,
+                                status=status, reason=str(state.get("problem_reason", "") or ""))
