@@ -28,7 +28,7 @@ from crm_identity.app.tokens import TokenConfig
 from crm_identity.domain.access import grants_of
 from crm_identity.domain.model import BUILT_IN_ROLES
 from crm_identity.main import migrate
-from crmkit.auth import DataScope, Principal, PrincipalSigner, PrincipalVerifier
+from crmkit.auth import Principal, PrincipalSigner, PrincipalVerifier, service_principal
 from crmkit.auth.keys import generate_keypair
 from crmkit.db import create_engine, session_factory
 from crmkit.grpc.client import channel
@@ -37,6 +37,8 @@ from crmkit.grpc.server import GrpcServer
 SIGNING = (generate_keypair(), generate_keypair())
 GATEWAY_KEY = generate_keypair()
 SIGNER = PrincipalSigner(GATEWAY_KEY.private_pem)
+SERVICE_KEY = generate_keypair()
+SERVICE_SIGNER = PrincipalSigner(SERVICE_KEY.private_pem)
 
 
 def _principal(subject: str, role: str) -> Principal:
@@ -51,7 +53,7 @@ def principals() -> SimpleNamespace:
         admin=_principal("00000000-0000-7000-8000-000000000001", "admin"),
         rep=_principal("00000000-0000-7000-8000-000000000002", "sales_rep"),
         auditor=_principal("00000000-0000-7000-8000-000000000003", "auditor"),
-        service=Principal(subject="contracts", kind="service", data_scope=DataScope.ALL, permissions=("org.read",)),
+        service=service_principal("contracts"),
     )
 
 
@@ -91,7 +93,8 @@ def config() -> TokenConfig:
 
 @pytest.fixture
 async def target(sessions, config, clock) -> AsyncIterator[str]:
-    server = GrpcServer("identity", PrincipalVerifier(GATEWAY_KEY.public_pem), PUBLIC_METHODS)
+    server = GrpcServer("identity", PrincipalVerifier(GATEWAY_KEY.public_pem, service_pems=(SERVICE_KEY.public_pem,)),
+                        PUBLIC_METHODS)
     server.add(identity_pb2_grpc.add_IdentityServiceServicer_to_server, IdentityServicer(sessions, config, clock),
                SERVICE_NAME)
     port = await server.start("127.0.0.1:0")
@@ -104,7 +107,9 @@ async def stub_for(target) -> AsyncIterator[Callable[[Principal | None], identit
     channels: list[grpc.aio.Channel] = []
 
     def make(principal: Principal | None) -> identity_pb2_grpc.IdentityServiceStub:
-        ch = channel(target, (lambda: SIGNER.sign(principal)) if principal else None)
+        # A service calls as itself, signed with the service key; everyone else comes through the gateway.
+        signer = SERVICE_SIGNER if principal is not None and principal.kind == "service" else SIGNER
+        ch = channel(target, (lambda: signer.sign(principal)) if principal else None)
         channels.append(ch)
         return identity_pb2_grpc.IdentityServiceStub(ch)
 

@@ -135,6 +135,55 @@ async def test_events_land_in_a_verifiable_chain_and_tampering_is_found(js, stre
         grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_a_rebuilt_chain_or_entries_cut_from_its_end_are_found_by_the_anchor(js, sessions,
+                                                                                   principals) -> None:
+    from crm_identity.adapters import repository as repo
+    from crm_identity.adapters.anchors import JetStreamAnchors
+    from crm_identity.app import audit
+    from crm_identity.domain.audit import GENESIS, ChainLink, hash_of
+    from crmkit.db import UnitOfWork
+
+    async with sessions() as s, s.begin():
+        for n in range(3):
+            await repo.append_audit_entry(s, occurred_at=dt.datetime.now(dt.UTC), service="customers",
+                                          entity="customer", entity_id=f"c{n}", action="updated", actor="rep",
+                                          before=None, after={"n": n}, event_id=str(uuid.uuid4()))
+    anchors = JetStreamAnchors(js, bucket=f"anchors_{uuid.uuid4().hex[:8]}")
+
+    async def verdicts() -> tuple[audit.Verification, audit.Verification]:
+        async with UnitOfWork(sessions, "crm/identity", actor="system") as uow:
+            return await audit.verify(uow, principals.auditor), await audit.verify(uow, principals.auditor, anchors)
+
+    async with UnitOfWork(sessions, "crm/identity", actor="system") as uow:
+        head = await audit.anchor(uow, anchors)
+    assert head is not None and await anchors.latest() == head
+    assert all(v.intact for v in await verdicts())
+
+    async with sessions() as s, s.begin():   # every entry rewritten, with a consistent chain of new hashes
+        await s.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER ALL"))
+        previous = GENESIS
+        for r in list(await s.execute(text("SELECT * FROM audit_entries ORDER BY sequence"))):
+            link = ChainLink(sequence=r.sequence, occurred_at=r.occurred_at, service=r.service, entity=r.entity,
+                             entity_id=r.entity_id, action=r.action, actor="forger", before=None, after=None,
+                             event_id=r.event_id, prev_hash=previous)
+            previous = hash_of(link)
+            await s.execute(text("UPDATE audit_entries SET actor = 'forger', before = NULL, after = NULL, "
+                                 "prev_hash = :p, hash = :h WHERE sequence = :s"),
+                            {"p": link.prev_hash, "h": previous, "s": r.sequence})
+        await s.execute(text("ALTER TABLE audit_entries ENABLE TRIGGER ALL"))
+    alone, anchored = await verdicts()
+    assert alone.intact                                  # the chain alone cannot tell
+    assert (anchored.intact, anchored.first_broken) == (False, head[0]) and "rewritten" in anchored.problem
+
+    async with sessions() as s, s.begin():   # the newest entry cut off
+        await s.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER ALL"))
+        await s.execute(text("DELETE FROM audit_entries WHERE sequence = :s"), {"s": head[0]})
+        await s.execute(text("ALTER TABLE audit_entries ENABLE TRIGGER ALL"))
+    alone, anchored = await verdicts()
+    assert alone.intact
+    assert (anchored.intact, anchored.first_broken) == (False, head[0]) and "removed from its end" in anchored.problem
+
+
 @pytest.mark.parametrize("statement", [
     "UPDATE audit_entries SET actor = 'x'",
     "DELETE FROM audit_entries",

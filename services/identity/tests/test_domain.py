@@ -139,3 +139,24 @@ def test_chain_detects_alteration_and_removal() -> None:
     rehashed = dataclasses.replace(rehashed, hash=hash_of(rehashed))   # a forger recomputes one hash
     check = ChainCheck()
     assert not check.feed([*links[:2], rehashed, *links[3:]]) and check.first_broken == 4
+
+
+def test_anchor_catches_what_the_chain_alone_cannot() -> None:
+    links = _chain(5)
+    anchored = ChainCheck(anchor=(4, links[3].hash))
+    anchored.feed(links)
+    anchored.finish()
+    assert anchored.intact
+
+    cut = ChainCheck(anchor=(4, links[3].hash))
+    assert cut.feed(links[:3])
+    cut.finish()
+    assert (cut.intact, cut.first_broken) == (False, 4) and "removed from its end" in cut.problem
+
+    # entries 4 and 5 replaced by one new entry 6 linked to entry 3: a whole chain, but the anchor's entry is gone
+    replacement = dataclasses.replace(links[4], sequence=6, prev_hash=links[2].hash)
+    replacement = dataclasses.replace(replacement, hash=hash_of(replacement))
+    gap = ChainCheck(anchor=(4, links[3].hash))
+    assert not gap.feed([*links[:3], replacement]) and gap.first_broken == 6 and "missing" in gap.problem
+
+    assert ChainCheck(anchor=(4, "f" * 64)).feed(links) is False

@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from crm.identity.v1 import identity_pb2_grpc
+from crm_identity.adapters.anchors import JetStreamAnchors
 from crm_identity.adapters.grpc_api import PUBLIC_METHODS, SERVICE_NAME, SOURCE, IdentityServicer
 from crm_identity.app import audit, org
 from crm_identity.app.credentials import SigningKeys
@@ -43,9 +44,18 @@ def wirer(settings: IdentitySettings):
     config = token_config(settings)
 
     def wire(runtime: service.Runtime) -> None:
+        anchors = JetStreamAnchors(runtime.js, settings.stream_replicas)
         runtime.grpc.add(identity_pb2_grpc.add_IdentityServiceServicer_to_server,
-                         IdentityServicer(runtime.sessions, config), SERVICE_NAME)
+                         IdentityServicer(runtime.sessions, config, anchors=anchors), SERVICE_NAME)
         runtime.subscriptions.extend(audit_subscriptions(settings.audit_stream_names()))
+
+        async def keep_anchoring() -> None:
+            while True:
+                async with UnitOfWork(runtime.sessions, SOURCE, actor="system") as uow:
+                    await audit.anchor(uow, anchors)
+                await asyncio.sleep(settings.audit_anchor_seconds)
+
+        runtime.add_background("audit-anchor", keep_anchoring)
 
     return wire
 

@@ -23,6 +23,8 @@ class IdentitySettings(ServiceSettings):
     lockout_minutes: int = 15
     # Streams whose every event lands in the audit trail.
     audit_streams: str = DEFAULT_AUDIT_STREAMS
+    # How often the audit chain's head is anchored outside the database (NATS key-value).
+    audit_anchor_seconds: float = 10.0
 
     def audit_stream_names(self) -> list[str]:
         return [s.strip() for s in self.audit_streams.split(",") if s.strip()]

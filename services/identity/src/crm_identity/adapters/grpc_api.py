@@ -42,10 +42,11 @@ def _now() -> dt.datetime:
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
     def __init__(self, sessions: async_sessionmaker[AsyncSession], config: tokens.TokenConfig,
-                 clock: Callable[[], dt.datetime] = _now) -> None:
+                 clock: Callable[[], dt.datetime] = _now, anchors: audit.Anchors | None = None) -> None:
         self._sessions = sessions
         self._config = config
         self._clock = clock
+        self._anchors = anchors
 
     def _uow(self, actor: str | None = None) -> UnitOfWork:
         return UnitOfWork(self._sessions, SOURCE, actor=current_principal().subject if actor is None else actor)
@@ -249,6 +250,6 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def VerifyAuditTrail(self, request: pb.VerifyAuditTrailRequest,
                                context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
-            result = await audit.verify(uow, current_principal())
+            result = await audit.verify(uow, current_principal(), self._anchors)
         return pb.VerifyAuditTrailResponse(intact=result.intact, entries_checked=result.checked,
                                            first_broken_sequence=result.first_broken, problem=result.problem)

@@ -493,6 +493,11 @@ async def list_audit_entries(s: AsyncSession, *, entity: str, entity_id: str, ac
     return [_entry(r) for r in rows], token
 
 
+async def chain_head(s: AsyncSession) -> tuple[int, str] | None:
+    row = (await s.execute(text("SELECT sequence, hash FROM audit_entries ORDER BY sequence DESC LIMIT 1"))).first()
+    return (row.sequence, row.hash) if row is not None else None
+
+
 async def chain_batches(s: AsyncSession, batch: int = 1000) -> AsyncIterator[list[ChainLink]]:
     """The whole chain in sequence order, a batch at a time (keyset), never all in memory."""
     after = 0

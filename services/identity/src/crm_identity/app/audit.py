@@ -9,7 +9,7 @@ import importlib
 import logging
 import pkgutil
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
@@ -110,12 +110,30 @@ class Verification:
     problem: str
 
 
-async def verify(uow: UnitOfWork, principal: Principal, batch: int = 1000) -> Verification:
+class Anchors(Protocol):
+    """Where the chain's head is recorded outside the database (adapters.anchors)."""
+
+    async def latest(self) -> tuple[int, str] | None: ...
+
+    async def record(self, sequence: int, hash_: str) -> None: ...
+
+
+async def anchor(uow: UnitOfWork, anchors: Anchors) -> tuple[int, str] | None:
+    """Records the chain's current head outside the database, when it moved."""
+    head = await repo.chain_head(uow.session)
+    if head is not None and head != await anchors.latest():
+        await anchors.record(*head)
+    return head
+
+
+async def verify(uow: UnitOfWork, principal: Principal, anchors: Anchors | None = None,
+                 batch: int = 1000) -> Verification:
     require(principal, "audit.read")
-    check = ChainCheck()
+    check = ChainCheck(anchor=await anchors.latest() if anchors is not None else None)
     async for links in repo.chain_batches(uow.session, batch):
         if not check.feed(links):
             break
+    check.finish()
     if not check.intact:
         log.error("audit trail broken", extra={"sequence": check.first_broken, "problem": check.problem})
     return Verification(check.intact, check.checked, check.first_broken, check.problem)

@@ -53,6 +53,10 @@ class ChainCheck:
     checked: int = 0
     first_broken: int = 0
     problem: str = ""
+    # The newest (sequence, hash) recorded outside the database: the chain alone cannot show
+    # entries cut from its end, or a chain rewritten from the genesis on.
+    anchor: tuple[int, str] | None = None
+    last_sequence: int = 0
 
     def feed(self, links: Iterable[ChainLink]) -> bool:
         """False once a broken entry is found (stop feeding)."""
@@ -65,8 +69,24 @@ class ChainCheck:
             if hash_of(link) != link.hash:
                 self._broken(link, "its content does not match its hash (the entry was altered)")
                 return False
+            if self.anchor is not None and self.last_sequence < self.anchor[0] <= link.sequence:
+                if link.sequence != self.anchor[0]:
+                    self._broken(link, f"the anchored entry {self.anchor[0]} is missing before it")
+                    return False
+                if link.hash != self.anchor[1]:
+                    self._broken(link, "its hash differs from the one anchored outside the database (the trail "
+                                       "was rewritten)")
+                    return False
             self.last_hash = link.hash
+            self.last_sequence = link.sequence
         return True
+
+    def finish(self) -> None:
+        """After the last entry: the trail must reach at least as far as its anchor."""
+        if self.intact and self.anchor is not None and self.anchor[0] > self.last_sequence:
+            self.first_broken = self.anchor[0]
+            self.problem = (f"entry {self.anchor[0]} was anchored but the trail ends at entry {self.last_sequence}: "
+                            "entries were removed from its end")
 
     def _broken(self, link: ChainLink, why: str) -> None:
         self.first_broken = link.sequence
