@@ -74,7 +74,7 @@ class EventConsumer:
             durable_name=self.sub.name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             max_deliver=self._max_deliver, ack_wait=self._ack_wait, filter_subjects=self.sub.subjects,
         )
-        delay = 2.0
+        delay = 1.0
         while True:
             try:
                 await self._js.add_consumer(self.sub.stream, config)
@@ -83,10 +83,11 @@ class EventConsumer:
                 # The producer creates its stream when it starts; wait for it rather than
                 # creating it with a configuration the producer does not own. A service that is
                 # not deployed yet may never start: say so once, then poll quietly, backing off.
-                level = logging.INFO if delay == 2.0 else logging.DEBUG
+                level = logging.INFO if delay == 1.0 else logging.DEBUG
                 log.log(level, "stream not there yet; waiting", extra={"stream": self.sub.stream})
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                # A stream lookup is cheap: a producer that starts later is picked up within 5 s.
+                delay = min(delay * 2, 5.0)
 
     async def handle(self, msg: Msg) -> None:
         headers = dict(msg.headers or {})
