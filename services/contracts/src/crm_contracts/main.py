@@ -1,5 +1,93 @@
-"""Entry point (being built)."""
+"""Entry point: `crm-contracts serve` runs the service, `crm-contracts migrate` its migrations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm.contracts.v1 import contracts_pb2, contracts_pb2_grpc
+from crm_contracts.adapters.grpc_api import SOURCE, ContractsServicer
+from crm_contracts.adapters.identity import IdentityOrg, NoOrg
+from crm_contracts.app import use_cases
+from crm_contracts.domain.approvals import OrgLookup
+from crm_contracts.settings import ContractsSettings
+from crmkit import migrations, service
+from crmkit.db import UnitOfWork
+from crmkit.events.consumer import Subscription
+
+NAME = "contracts"
+SERVICE_NAME = contracts_pb2.DESCRIPTOR.services_by_name["ContractsService"].full_name
+MIGRATIONS = migrations.locate(__file__)
+log = logging.getLogger(__name__)
+
+
+async def run_passes_once(sessions: async_sessionmaker[AsyncSession], *, now: dt.datetime,
+                          notice_months: int, lifecycle: bool = True) -> tuple[int, int]:
+    """One reminder pass and (optionally) one lifecycle pass; what the background loop repeats."""
+    async with UnitOfWork(sessions, SOURCE, actor=f"service:{NAME}") as uow:
+        reminded = await use_cases.overdue_pass(uow, now)
+    changed = 0
+    if lifecycle:
+        async with UnitOfWork(sessions, SOURCE, actor=f"service:{NAME}") as uow:
+            changed = await use_cases.lifecycle_pass(uow, now.date(), notice_months)
+    return reminded, changed
+
+
+def periodic(sessions: async_sessionmaker[AsyncSession], settings: ContractsSettings) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        last_lifecycle = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() - last_lifecycle >= settings.lifecycle_interval_seconds
+            try:
+                reminded, changed = await run_passes_once(sessions, now=dt.datetime.now(dt.UTC),
+                                                          notice_months=settings.renewal_notice_months,
+                                                          lifecycle=due)
+                if due:
+                    last_lifecycle = loop.time()
+                if reminded or changed:
+                    log.info("periodic pass", extra={"reminded": reminded, "lifecycle_changes": changed})
+            except Exception:  # a database blip must not stop reminders for good; retried next round
+                log.exception("periodic pass failed; retrying next round")
+            await asyncio.sleep(settings.reminder_interval_seconds)
+
+    return run
+
+
+def wire(runtime: service.Runtime) -> None:
+    settings = runtime.settings
+    if not isinstance(settings, ContractsSettings):
+        raise TypeError("the contracts service needs ContractsSettings")
+    org: OrgLookup = IdentityOrg(runtime.internal_channel(settings.identity_target)) \
+        if settings.identity_target else NoOrg()
+    runtime.grpc.add(contracts_pb2_grpc.add_ContractsServiceServicer_to_server,
+                     ContractsServicer(runtime.sessions, org), SERVICE_NAME)
+    # R-CON-01: an accepted quote drafts its contract.
+    runtime.subscriptions.append(Subscription(
+        name="contracts-quote-accepted", stream="CRM_OPPORTUNITIES", subjects=[use_cases.QUOTE_ACCEPTED_SUBJECT],
+        handler=use_cases.draft_from_quote))
+    runtime.add_background("contracts-periodic", periodic(runtime.sessions, settings))
+
+
+def migrate(database_url: str) -> None:
+    migrations.upgrade(MIGRATIONS, database_url)
 
 
 def cli() -> None:
-    raise SystemExit("not built yet")
+    parser = argparse.ArgumentParser(prog="crm-contracts", description=__doc__)
+    parser.add_argument("command", choices=["serve", "migrate"])
+    args = parser.parse_args()
+    settings = ContractsSettings()  # type: ignore[call-arg]
+    if args.command == "migrate":
+        migrate(settings.database_url.get_secret_value())
+        return
+    asyncio.run(service.serve(NAME, settings, wire))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,3 @@
+from crm_contracts.main import cli
+
+cli()

@@ -1,0 +1,72 @@
+"""The wiring: the servicer, the quote.accepted subscription, the periodic pass; and one run of
+the pass the background task repeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from crm_contracts.adapters.identity import IdentityOrg, NoOrg
+from crm_contracts.app import use_cases as uc
+from crm_contracts.domain import model
+from crm_contracts.domain.model import Instalment
+from crm_contracts.main import SERVICE_NAME, run_passes_once, wire
+from crm_contracts.settings import ContractsSettings
+from crmkit.errors import Unavailable
+from crmkit.testing.principals import EAST_REP
+
+
+class FakeRuntime(SimpleNamespace):
+    def __init__(self, settings: ContractsSettings) -> None:
+        super().__init__(settings=settings, sessions=None, subscriptions=[], background={}, added=[], channels=[])
+        self.grpc = SimpleNamespace(add=lambda adder, servicer, name: self.added.append((servicer, name)))
+
+    def add_background(self, name: str, run: Any) -> None:
+        self.background[name] = run
+
+    def internal_channel(self, target: str) -> Any:
+        import grpc
+
+        self.channels.append(target)
+        return grpc.aio.insecure_channel(target)
+
+
+def settings(**kw: Any) -> ContractsSettings:
+    return ContractsSettings(database_url="postgresql+asyncpg://x/y", principal_public_key="k", **kw)
+
+
+async def test_wire_registers_the_service_the_consumer_and_the_pass() -> None:
+    runtime = FakeRuntime(settings(identity_target="identity:50051"))
+    wire(runtime)  # type: ignore[arg-type]
+    [(servicer, name)] = runtime.added
+    assert name == SERVICE_NAME == "crm.contracts.v1.ContractsService"
+    assert isinstance(servicer._org, IdentityOrg) and runtime.channels == ["identity:50051"]
+    [sub] = runtime.subscriptions
+    assert (sub.name, sub.stream, sub.subjects, sub.handler) == (
+        "contracts-quote-accepted", "CRM_OPPORTUNITIES", ["crm.opportunities.quote.accepted"], uc.draft_from_quote)
+    assert list(runtime.background) == ["contracts-periodic"]
+
+
+async def test_without_an_identity_target_submission_says_so() -> None:
+    runtime = FakeRuntime(settings())
+    wire(runtime)  # type: ignore[arg-type]
+    org = runtime.added[0][0]._org
+    assert isinstance(org, NoOrg)
+    with pytest.raises(Unavailable) as e:
+        await org.manager_chain("someone", 1)
+    assert e.value.reason == "ORG_CHART_UNAVAILABLE"
+
+
+async def test_one_run_of_the_periodic_pass(sessions, call, org) -> None:
+    lines = [model.parse_line(0, "Valve", "", "1", "pcs", "100", "0", "0")]
+    c = await call(EAST_REP, uc.create_contract, uc.Terms(
+        customer_id=uuid.uuid4(), lines=lines, start_date=dt.date(2027, 1, 1), end_date=dt.date(2027, 12, 31),
+        instalments=[Instalment(1, dt.date(2027, 1, 1), Decimal("100.00"), "")]))
+    _, [step] = await call(EAST_REP, uc.submit, c.id, 0, {}, org)
+    assert await run_passes_once(sessions, now=step.due_at, notice_months=6) == (1, 0)
+    assert await run_passes_once(sessions, now=step.due_at, notice_months=6, lifecycle=False) == (0, 0)
