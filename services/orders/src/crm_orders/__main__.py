@@ -1,0 +1,3 @@
+from crm_orders.main import cli
+
+cli()
