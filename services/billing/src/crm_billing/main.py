@@ -1,5 +1,89 @@
-"""Entry point (being built)."""
+"""Entry point: `crm-billing serve` runs the service, `crm-billing migrate` its migrations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm.billing.v1 import billing_pb2_grpc
+from crm_billing.adapters.grpc_api import SERVICE_NAME, SOURCE, BillingServicer
+from crm_billing.app import use_cases
+from crm_billing.settings import BillingSettings
+from crmkit import migrations, service
+from crmkit.db import UnitOfWork
+from crmkit.events.consumer import Subscription
+
+NAME = "billing"
+MIGRATIONS = migrations.locate(__file__)
+log = logging.getLogger(__name__)
+
+
+def subscriptions(terms_days: int) -> list[Subscription]:
+    """The facts billing keeps local copies of, and the SAP billing documents it invoices from."""
+    return [
+        Subscription(name="billing-contract-signed", stream="CRM_CONTRACTS", subjects=[use_cases.CONTRACT_SIGNED],
+                     handler=use_cases.on_contract_signed),
+        Subscription(name="billing-contract-amended", stream="CRM_CONTRACTS",
+                     subjects=[use_cases.CONTRACT_AMENDED], handler=use_cases.on_contract_amended),
+        Subscription(name="billing-contract-terminated", stream="CRM_CONTRACTS",
+                     subjects=[use_cases.CONTRACT_TERMINATED], handler=use_cases.on_contract_terminated),
+        Subscription(name="billing-orders", stream="CRM_ORDERS", subjects=list(use_cases.ORDER_SUBJECTS),
+                     handler=use_cases.on_order),
+        Subscription(name="billing-sap-billing-documents", stream="CRM_SAP",
+                     subjects=[use_cases.BILLING_DOCUMENT_CHANGED],
+                     handler=functools.partial(use_cases.on_billing_document, terms_days=terms_days)),
+    ]
+
+
+async def run_overdue_pass(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
+    """One pass: what became overdue since the last one (safe to run any number of times)."""
+    async with UnitOfWork(sessions, SOURCE, actor="service:billing") as uow:
+        return await use_cases.overdue_pass(uow)
+
+
+def overdue_loop(sessions: async_sessionmaker[AsyncSession], every_seconds: float) -> Callable[[], Awaitable[None]]:
+    async def loop() -> None:
+        while True:
+            try:
+                invoices, instalments = await run_overdue_pass(sessions)
+                if invoices or instalments:
+                    log.info("overdue pass", extra={"invoices": invoices, "instalments": instalments})
+            except Exception:  # a failed pass is retried next time; the service keeps serving
+                log.exception("overdue pass failed")
+            await asyncio.sleep(every_seconds)
+
+    return loop
+
+
+def wire(runtime: service.Runtime) -> None:
+    settings = runtime.settings
+    terms = settings.default_payment_terms_days if isinstance(settings, BillingSettings) else 30
+    every = settings.overdue_pass_seconds if isinstance(settings, BillingSettings) else 3600.0
+    runtime.grpc.add(billing_pb2_grpc.add_BillingServiceServicer_to_server,
+                     BillingServicer(runtime.sessions, default_terms_days=terms), SERVICE_NAME)
+    runtime.subscriptions.extend(subscriptions(terms))
+    runtime.add_background("billing-overdue-pass", overdue_loop(runtime.sessions, every))
+
+
+def migrate(database_url: str) -> None:
+    migrations.upgrade(MIGRATIONS, database_url)
 
 
 def cli() -> None:
-    raise SystemExit("not built yet")
+    parser = argparse.ArgumentParser(prog="crm-billing", description=__doc__)
+    parser.add_argument("command", choices=["serve", "migrate"])
+    args = parser.parse_args()
+    settings = BillingSettings()  # type: ignore[call-arg]
+    if args.command == "migrate":
+        migrate(settings.database_url.get_secret_value())
+        return
+    asyncio.run(service.serve(NAME, settings, wire))
+
+
+if __name__ == "__main__":
+    cli()

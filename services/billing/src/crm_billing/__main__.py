@@ -1,0 +1,3 @@
+from crm_billing.main import cli
+
+cli()
