@@ -1,0 +1,1 @@
+"""Use cases: event handling, the inbox, preferences, rules, webhooks and the delivery worker."""

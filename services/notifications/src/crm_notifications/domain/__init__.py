@@ -1,0 +1,1 @@
+"""Pure rules: recipients, templates, signatures, schedules. No I/O."""
