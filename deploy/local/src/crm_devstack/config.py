@@ -9,6 +9,11 @@ Format (all ports are shifted by `--port-offset`):
                           ready_timeout = seconds (optional, default 60)
     [gateway]             serve = [argv], http_port, metrics_port (optional), env (optional),
                           ready_timeout (optional)
+    [[http_services]]     name, serve = [argv] ("{port}" stands for http_port), http_port,
+                          ready_path (default /healthz), env (optional), ready_timeout (optional):
+                          plain HTTP processes started before every service, e.g. the SAP
+                          simulator; "{<name>_url}" in any env value is its base URL
+                          (name with "-" as "_": {sap_simulator_url})
 
 A command's first word is looked up next to the running interpreter first (the workspace's
 .venv/bin), then on PATH.
@@ -52,6 +57,29 @@ class GatewaySpec:
 
 
 @dataclass(frozen=True)
+class HttpServiceSpec:
+    """A plain HTTP process the services depend on (a simulator of an external system)."""
+
+    name: str
+    serve: tuple[str, ...]
+    http_port: int
+    ready_path: str = "/healthz"
+    env: dict[str, str] = field(default_factory=dict)
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def placeholder(self) -> str:
+        return f"{self.name.replace('-', '_')}_url"
+
+    def argv(self) -> tuple[str, ...]:
+        return tuple(arg.replace("{port}", str(self.http_port)) for arg in self.serve)
+
+
+@dataclass(frozen=True)
 class SuiteConfig:
     postgres_port: int
     nats_port: int
@@ -59,6 +87,7 @@ class SuiteConfig:
     services: tuple[ServiceSpec, ...]
     gateway: GatewaySpec | None
     source: Path | None = None
+    http_services: tuple[HttpServiceSpec, ...] = ()
 
     def shifted(self, offset: int) -> SuiteConfig:
         if not offset:
@@ -74,12 +103,15 @@ class SuiteConfig:
                 self.gateway, http_port=self.gateway.http_port + offset,
                 metrics_port=None if self.gateway.metrics_port is None
                 else self.gateway.metrics_port + offset),
+            http_services=tuple(replace(h, http_port=h.http_port + offset) for h in self.http_services),
         )
 
     def ports(self) -> dict[str, int]:
         """Every port the suite listens on, by what listens there."""
         ports = {"postgres": self.postgres_port, "nats": self.nats_port,
                  "nats monitor": self.nats_monitor_port}
+        for h in self.http_services:
+            ports[f"{h.name} http"] = h.http_port
         for s in self.services:
             ports[f"{s.name} grpc"] = s.grpc_port
             ports[f"{s.name} metrics"] = s.metrics_port
@@ -138,6 +170,17 @@ def load_suite(path: str | os.PathLike[str] | None = None) -> SuiteConfig:
                 env=_env(s.get("env"), where),
                 ready_timeout=float(s.get("ready_timeout", DEFAULT_READY_TIMEOUT)),
             ))
+        http_services = []
+        for i, h in enumerate(doc.get("http_services", [])):
+            where = f"{source}: http_services[{i}]"
+            if h["name"] in names:
+                raise ValueError(f"{where}: duplicate name {h['name']!r}")
+            names.add(h["name"])
+            http_services.append(HttpServiceSpec(
+                name=str(h["name"]), serve=_argv(h["serve"], f"{where}.serve"), http_port=int(h["http_port"]),
+                ready_path=str(h.get("ready_path", "/healthz")), env=_env(h.get("env"), where),
+                ready_timeout=float(h.get("ready_timeout", DEFAULT_READY_TIMEOUT)),
+            ))
         gw = doc.get("gateway")
         gateway = None if gw is None else GatewaySpec(
             serve=_argv(gw["serve"], f"{source}: gateway.serve"),
@@ -153,6 +196,7 @@ def load_suite(path: str | os.PathLike[str] | None = None) -> SuiteConfig:
             services=tuple(services),
             gateway=gateway,
             source=source,
+            http_services=tuple(http_services),
         )
     except KeyError as exc:
         raise ValueError(f"{source}: missing key {exc}") from exc

@@ -5,8 +5,9 @@
         httpx.get(f"{suite.gateway_url}/api/v1/customers",
                   headers={"Authorization": f"Bearer {token}"})
 
-Start order: PostgreSQL, NATS, one database per service, every service's migration, every
-service (waiting for its gRPC health check), the gateway (waiting for GET /readyz). `stop()`
+Start order: PostgreSQL, NATS, the plain HTTP processes (simulators of external systems, waiting
+for their ready path), one database per service, every service's migration, every service
+(waiting for its gRPC health check), the gateway (waiting for GET /readyz). `stop()`
 goes the other way: gateway, services in reverse order, NATS, PostgreSQL.
 """
 
@@ -24,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
-from crm_devstack.config import ServiceSpec, SuiteConfig, load_suite, resolve_command
+from crm_devstack.config import HttpServiceSpec, ServiceSpec, SuiteConfig, load_suite, resolve_command
 from crm_devstack.keys import AUDIENCE, ISSUER, DevKeys, ensure_keys, issue_token
 from crm_devstack.supervisor import Child, Output, run_to_end
 from crmkit.embedded import EmbeddedNats, EmbeddedPostgres, ServerStartError, wait_until
@@ -213,8 +214,28 @@ class Suite:
             CRM_SERVICE_PUBLIC_KEYS=self.keys.service_public_pem,
         )
         env.update(self._targets())
-        env.update({name: value.format_map(self.keys.placeholders()) for name, value in spec.env.items()})
+        env.update({name: value.format_map(self.placeholders()) for name, value in spec.env.items()})
         return env
+
+    def placeholders(self) -> dict[str, str]:
+        """What `{name}` stands for in suite.toml env values: the development secrets, and each
+        HTTP process's base URL as `{<name>_url}`."""
+        assert self.keys is not None
+        return self.keys.placeholders() | {h.placeholder: h.url for h in self.config.http_services}
+
+    def http_service_env(self, spec: HttpServiceSpec) -> dict[str, str]:
+        env = self._base_env()
+        env.update({name: value.format_map(self.placeholders()) for name, value in spec.env.items()})
+        return env
+
+    def start_http_services(self) -> None:
+        """Starts every plain HTTP process and waits until each answers 200 on its ready path."""
+        for spec in self.config.http_services:
+            env = self.http_service_env(spec)
+            child = Child(spec.name, resolve_command(spec.argv(), env), env, self.output, self.cwd).start()
+            self.children[spec.name] = child
+            wait_until(lambda s=spec: http_ready(s.url + s.ready_path), timeout=spec.ready_timeout,
+                       what=f"{spec.name} ({spec.url}{spec.ready_path})", interval=0.1, alive=child.exited)
 
     def _targets(self) -> dict[str, str]:
         """Where every service listens (CRM_<NAME>_TARGET), for the gateway and for each other."""
@@ -235,7 +256,7 @@ class Suite:
         if gateway.metrics_port is not None:
             env["CRM_METRICS_PORT"] = str(gateway.metrics_port)
         env.update(self._targets())
-        env.update({name: value.format_map(self.keys.placeholders()) for name, value in gateway.env.items()})
+        env.update({name: value.format_map(self.placeholders()) for name, value in gateway.env.items()})
         return env
 
     # lifecycle ---------------------------------------------------------------------------
@@ -276,6 +297,10 @@ class Suite:
         say(f"starting NATS JetStream on 127.0.0.1:{self.config.nats_port}")
         self.nats.start()
         self._write_state()
+        if self.config.http_services:
+            say("starting " + ", ".join(f"{h.name} on {h.url}" for h in self.config.http_services))
+            self.start_http_services()
+            self._write_state()
 
         for spec in self.config.services:
             if self.postgres.create_database(spec.database):
@@ -380,6 +405,8 @@ class Suite:
             metrics = (f"http://127.0.0.1:{self.config.gateway.metrics_port}/metrics"
                        if self.config.gateway.metrics_port else f"{self.gateway_url}/metrics")
             lines.append(f"  gateway metrics   {metrics}")
+        for h in self.config.http_services:
+            lines.append(f"  {h.name:<17} HTTP {h.url}")
         for spec in self.config.services:
             lines.append(f"  {spec.name:<17} gRPC 127.0.0.1:{spec.grpc_port}   "
                          f"metrics {self.metrics_url(spec.name)}")

@@ -1,0 +1,3 @@
+from crm_sap.main import cli
+
+cli()
