@@ -5,7 +5,11 @@ Starts the suite with the launcher `make dev` uses (own ports and data dir), the
   - gateway  GET /api/v1/customers/{id}  and  POST /api/v1/customers  (HTTP → gRPC → PostgreSQL)
   - grpc     CustomersService/GetCustomer called directly (gRPC → PostgreSQL)
   - sql      the same row read with asyncpg (PostgreSQL alone)
-and the event latency from commit to a JetStream consumer (p50/p99). Prints one JSON report.
+and the event latency from commit to a JetStream consumer (p50/p99); then the customer import
+benchmark (e2e/bench/imports.py: rows/s through upload, dry run and commit beside a raw COPY of the
+same rows, and the service's peak memory at two file sizes); then the funnel on 100,000
+opportunities (e2e/bench/funnel.py: GET /api/v1/reports/funnel p50/p99, whole pipeline, per team,
+owner, quarter, team-scoped). Prints one JSON report.
 The load generator shares the machine's cores with the suite, so absolute figures are lower
 bounds; the ratios between layers, measured in the same run, are the point.
 """
@@ -36,6 +40,8 @@ from crm_devstack.keys import AUDIENCE, ISSUER
 from crmkit.auth import PRINCIPAL_METADATA_KEY, PrincipalSigner
 from crmkit.auth.tokens import AccessTokenVerifier
 from crmkit.grpc.client import channel
+from e2e.bench.funnel import run_funnel_bench
+from e2e.bench.imports import run_import_bench
 
 CONCURRENCY = (1, 16, 64)
 
@@ -65,7 +71,8 @@ async def measure(call: Callable[[int], Awaitable[None]], clients: int, requests
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 2)}
 
 
-async def run(requests: int, events: int) -> dict[str, object]:
+async def run(requests: int, events: int, *, import_rows: int = 100_000, import_small_rows: int = 20_000,
+              import_existing: int = 100_000, funnel_opportunities: int = 0) -> dict[str, object]:
     data_dir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     # The per-caller rate limit would measure itself, not the layers: lift it for the run.
     unlimited = {"CRM_RATE_LIMIT_PER_MINUTE": "100000000"}
@@ -120,6 +127,11 @@ async def run(requests: int, events: int) -> dict[str, object]:
                 }
                 report["levels"][str(clients)] = level  # type: ignore[index]
             report["event_latency"] = await event_latency(api, suite.nats_url, events)
+            if import_rows:
+                report["customer_import"] = await run_import_bench(
+                    suite, api, rows=import_rows, small_rows=import_small_rows, existing=import_existing)
+            if funnel_opportunities:
+                report["funnel"] = await run_funnel_bench(suite, api, opportunities=funnel_opportunities)
             await grpc_channel.close()
             await pool.close()
     return report
@@ -158,8 +170,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per measurement")
     parser.add_argument("--events", type=int, default=300, help="events for the latency measurement")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
+    parser.add_argument("--import-rows", type=int, default=100_000, help="customer import: rows (0 skips it)")
+    parser.add_argument("--import-small-rows", type=int, default=20_000,
+                        help="customer import: the smaller file, for peak memory at two sizes")
+    parser.add_argument("--import-existing", type=int, default=100_000,
+                        help="customer import: existing customers to deduplicate against")
+    parser.add_argument("--funnel-opportunities", type=int, default=100_000,
+                        help="funnel: opportunities seeded before timing GET /api/v1/reports/funnel (0 skips it)")
     args = parser.parse_args()
-    report = asyncio.run(run(args.requests, args.events))
+    report = asyncio.run(run(args.requests, args.events, import_rows=args.import_rows,
+                             import_small_rows=args.import_small_rows, import_existing=args.import_existing,
+                             funnel_opportunities=args.funnel_opportunities))
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -148,3 +148,46 @@ async def test_an_action_without_a_body_needs_no_content_type(client, auth):
     typed = await client.post("/api/v1/quotes/00000000-0000-0000-0000-000000000000/send",
                               headers=h | {"content-type": "text/plain"}, content=b"x")
     assert typed.status_code == 415
+
+
+REVIEWER = dataclasses.replace(DIRECTOR, subject=f"opp-reviewer-{uuid.uuid4().hex[:6]}", permissions=PERMS)
+
+
+async def test_requirement_request_through_review_to_quote(client, auth, assert_problem) -> None:
+    opportunity = await _create(client, auth, name="Custom gearbox")
+    body = {"opportunity_id": opportunity["id"], "title": "Gearbox 1:40", "specification": "IP65, 2.2 kW, flange B5",
+            "quantity": "12", "unit": "pcs", "target_price": {"amount": "3150.5", "currency": "CNY"},
+            "requested_date": VALID,
+            "attachments": [{"name": "spec.pdf", "size_bytes": 2048, "content_type": "application/pdf",
+                             "url": "s3://crm-files/spec.pdf"}]}
+    created = await client.post("/api/v1/requirement-requests", json=body, headers=auth(REP))
+    assert created.status_code == 201, created.text
+    request = created.json()
+    assert (request["status"], request["quantity"], request["target_price"], request["reviewer_ids"]) == (
+        "submitted", "12", {"amount": "3150.50", "currency": "CNY"}, [])
+    assert request["attachments"][0]["url"] == "s3://crm-files/spec.pdf"
+    url = f"/api/v1/requirement-requests/{request['id']}"
+    lines = [{"product": "Gearbox", "quantity": "12", "unit_price": "3100"}]
+    early = await client.post("/api/v1/quotes", json={"opportunity_id": opportunity["id"], "valid_until": VALID,
+                                                      "lines": lines, "requirement_request_id": request["id"]},
+                              headers=auth(REP))
+    assert_problem(early, 409, reason="REQUIREMENT_NOT_FEASIBLE")
+    assert_problem(await client.post(f"{url}/review", headers=auth(REP)), 403, reason="NOT_A_REVIEWER")
+    assert_problem(await client.get(url, headers=auth(OTHER_REP)), 404)
+    review = await client.post(f"{url}/review", headers=auth(REVIEWER) | {"If-Match": '"v1"'})
+    assert review.status_code == 200, review.text
+    assert (review.json()["status"], review.json()["reviewer_id"]) == ("under_review", REVIEWER.subject)
+    assert_problem(await client.post(f"{url}/review", headers=auth(REVIEWER)), 409,
+                   reason="REQUIREMENT_NOT_SUBMITTED")
+    decided = await client.post(f"{url}/decide", json={"feasible": True, "notes": "6 weeks"}, headers=auth(REVIEWER))
+    assert decided.status_code == 200 and decided.json()["status"] == "feasible"
+    quote = await client.post("/api/v1/quotes", json={"opportunity_id": opportunity["id"], "valid_until": VALID,
+                                                      "lines": lines, "requirement_request_id": request["id"]},
+                              headers=auth(REP))
+    assert quote.status_code == 201, quote.text
+    assert quote.json()["requirement_request_id"] == request["id"]
+    after = (await client.get(url, headers=auth(REP))).json()
+    assert (after["status"], after["quote_id"]) == ("quoted", quote.json()["id"])
+    listed = await client.get("/api/v1/requirement-requests", params={"opportunity_id": opportunity["id"]},
+                              headers=auth(REP))
+    assert [x["id"] for x in listed.json()["items"]] == [request["id"]]

@@ -109,21 +109,21 @@ async def test_commit_resumes_after_the_last_committed_batch(call, sessions, mon
     monkeypatch.setattr(im, "BATCH", 2)
     rows = [["name", "tax_id"]] + [[f"公司{i}", uscc(100 + i)] for i in range(5)]
     job, _ = await call(EAST_REP, im.start_import, csv_file(rows))
-    # Simulate a crash after the first batch: apply it, then put the import back to running.
-    original = im._apply_row
+    # Simulate a crash in the second batch: the first stays committed, the import stays running.
+    original = im._apply_batch
     calls = 0
 
-    async def crash_after_two(*args, **kwargs):
+    async def crash_in_the_second_batch(*args, **kwargs):
         nonlocal calls
         calls += 1
-        if calls == 3:
+        if calls == 2:
             raise RuntimeError("worker died")
         return await original(*args, **kwargs)
 
-    monkeypatch.setattr(im, "_apply_row", crash_after_two)
+    monkeypatch.setattr(im, "_apply_batch", crash_in_the_second_batch)
     with pytest.raises(RuntimeError):
         await call(EAST_REP, im.commit_import, job.id)
-    monkeypatch.setattr(im, "_apply_row", original)
+    monkeypatch.setattr(im, "_apply_batch", original)
     async with sessions() as s:
         assert await s.scalar(text("SELECT count(*) FROM customers")) == 2
         status = await s.scalar(text("SELECT status FROM imports WHERE id = :id"), {"id": job.id})

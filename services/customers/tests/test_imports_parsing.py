@@ -14,6 +14,7 @@ from crm_customers.domain.imports import (
     IndustryIndex,
     decode_csv,
     file_kind,
+    iter_rows,
     parse_file,
     read_rows,
     template_rows,
@@ -201,3 +202,22 @@ def test_template_files_round_trip():
     for data in (template_csv(), template_xlsx()):
         [r] = parse(data).rows
         assert r.valid, r.reasons
+
+
+def test_a_million_rows_are_refused_before_any_row_is_validated(monkeypatch):
+    from crm_customers.domain import imports
+
+    validated = 0
+    original = imports.parse_row
+
+    def counting(*args, **kwargs):
+        nonlocal validated
+        validated += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "parse_row", counting)
+    data = b"name\n" + b"".join(b"c%d\n" % i for i in range(1_000_000))
+    rows = iter_rows(data, INDUSTRIES, owner_id="u1", team_id="t1", department_path="/", created_by="u1")
+    with pytest.raises(InvalidArgument, match="more than 200000 rows"):
+        next(rows)
+    assert validated == 0

@@ -142,7 +142,8 @@ async def test_signed_contract_makes_a_prospect_a_customer_and_emits_one_update(
     assert [r.type for r in rows] == ["crm.customers.v1.CustomerCreated", "crm.customers.v1.CustomerUpdated"]
     update = rows[1].message()
     assert isinstance(update, ev.CustomerUpdated)
-    assert list(update.changed_fields) == ["has_signed_contract", "lifecycle_stage"]
+    # R-CUS-06: the first signed contract also gives the customer a tier.
+    assert list(update.changed_fields) == ["has_signed_contract", "lifecycle_stage", "tier"]
     assert (update.before.has_signed_contract, update.after.has_signed_contract) == (False, True)
     assert update.after.version == 2 and rows[1].headers["ce-subject"] == str(c.id)
 
@@ -164,7 +165,7 @@ async def test_lifecycle_after_signing(call, uow, outbox, stage, expected) -> No
     after = await call(ADMIN, uc.get_customer, c.id)
     assert after.lifecycle_stage == expected and after.has_signed_contract
     assert list((await outbox())[-1].message().changed_fields) == (
-        ["has_signed_contract", "lifecycle_stage"] if expected != stage else ["has_signed_contract"])
+        ["has_signed_contract", "lifecycle_stage", "tier"] if expected != stage else ["has_signed_contract", "tier"])
 
 
 @pytest.mark.parametrize("customer_id", [uuid.uuid4(), "not-a-uuid", ""])
@@ -203,7 +204,7 @@ def _wired_subscription() -> Subscription:
                               grpc=SimpleNamespace(add=lambda *args: None))
     main.wire(runtime)  # type: ignore[arg-type]
     assert sensitive.cipher().active == "k1"  # the service's key ring comes from its settings
-    [subscription] = runtime.subscriptions
+    [subscription] = [s for s in runtime.subscriptions if s.name == "customers-contract-signed"]
     return subscription
 
 

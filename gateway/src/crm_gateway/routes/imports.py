@@ -4,6 +4,13 @@ customers service's import RPCs.
 Upload (multipart/form-data, the only non-JSON body under /api besides OAuth's forms) → dry-run
 report → commit (runs in the background; poll GET for progress) → optional revert. The file is
 at most `import_max_bytes` (7 MiB: it travels to the service in one gRPC message).
+
+A bigger file, or one over a flaky connection, goes up as a resumable upload: POST
+/imports/uploads {file_name, size} → PUT /imports/uploads/{id} with `Content-Range: bytes
+first-last/size` and raw bytes (application/octet-stream, each chunk within the gateway's body
+limit, 1 MiB) → after a broken connection GET /imports/uploads/{id} tells the received offset
+(`Upload-Offset`) to go on from → POST /imports/uploads/{id}/import starts the import, whose dry
+run runs in the background (status validating → dry_run, or refused with the reason).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -37,6 +44,8 @@ _WRITE = Depends(require(p.CUSTOMERS_WRITE))
 _EXPORT = Depends(require(p.CUSTOMERS_EXPORT))
 _FIELDS = ("name", "tax_id", "origin", "industry", "region", "status", "tags", "address", "contact_name",
            "contact_title", "contact_phone", "contact_email", "contact_wechat")
+# The error file's columns (and what a mapping may name): the template's, with the owner column.
+_ROW_FIELDS = (*_FIELDS, "owner")
 _DEDUP = {"tax_id": pb.IMPORT_DEDUP_KEY_TAX_ID, "name_region": pb.IMPORT_DEDUP_KEY_NAME_REGION}
 _ON_MATCH = {"skip": pb.IMPORT_ON_MATCH_SKIP, "update": pb.IMPORT_ON_MATCH_UPDATE, "flag": pb.IMPORT_ON_MATCH_FLAG}
 
@@ -51,7 +60,10 @@ class ImportCounts(BaseModel):
 
 class Import(BaseModel):
     id: str
-    status: Literal["dry_run", "running", "done", "failed", "reverting", "reverted"]
+    status: Literal["validating", "refused", "dry_run", "running", "done", "failed", "reverting", "reverted"] = \
+        Field(description="validating (an uploaded file being checked) → dry_run, or refused (see error); "
+                          "dry_run → running → done (or failed: commit again to resume); done → reverting → "
+                          "reverted")
     dedup_key: Literal["tax_id", "name_region"]
     on_match: Literal["skip", "update", "flag"]
     file_name: str
@@ -59,8 +71,8 @@ class Import(BaseModel):
     planned: ImportCounts = Field(description="What the dry run found the commit would do")
     done: ImportCounts = Field(description="What the commit has done so far")
     processed: int = Field(description="Rows the commit has handled so far (progress: processed / total)")
-    error: str = Field(description="Why the last commit or revert stopped, when it failed; commit or revert "
-                                   "again to resume")
+    error: str = Field(description="Why an uploaded file was refused, or why the last commit or revert "
+                                   "stopped (commit or revert again to resume)")
 
 
 class ImportIssue(BaseModel):
@@ -101,8 +113,24 @@ def _issue_json(m: pb.ImportIssue) -> ImportIssue:
                        cells=dict(m.cells))
 
 
-def _json(model: BaseModel, status_code: int = 200) -> Response:
-    return Response(model.model_dump_json(by_alias=True), status_code=status_code, media_type="application/json")
+def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(model.model_dump_json(by_alias=True), status_code=status_code, media_type="application/json",
+                    headers=headers)
+
+
+def _mapping(column_mapping: str | dict[str, str]) -> dict[str, str]:
+    if not column_mapping:
+        return {}
+    mapping: Any = column_mapping
+    if isinstance(column_mapping, str):
+        try:
+            mapping = json.loads(column_mapping)
+        except ValueError:
+            raise InvalidArgument.of("column_mapping", "is not JSON") from None
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in mapping.items()):
+        raise InvalidArgument.of("column_mapping", "must be a JSON object of strings")
+    return mapping
 
 
 @router.get("/imports/template", summary="Download the customer import template",
@@ -127,18 +155,10 @@ async def start_import(
     dedup_key: Literal["tax_id", "name_region"] = Form("tax_id", description="How a row finds an existing "
                                                        "customer: tax ID, or name + region"),
     on_match: Literal["skip", "update", "flag"] = Form("skip", description="What a row that matches does"),
-    column_mapping: str = Form("", max_length=20_000, description='JSON object: header text -> field, '
-                               f'overriding the default aliases ("" ignores the column). Fields: {", ".join(_FIELDS)}'),
+    column_mapping: str = Form("", max_length=20_000, description='JSON object: header text -> field, overriding '
+                               f'the default aliases ("" ignores the column). Fields: {", ".join(_ROW_FIELDS)}'),
 ) -> Response:
-    mapping: dict[str, str] = {}
-    if column_mapping:
-        try:
-            mapping = json.loads(column_mapping)
-        except ValueError:
-            raise InvalidArgument.of("column_mapping", "is not JSON") from None
-        if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                    for k, v in mapping.items()):
-            raise InvalidArgument.of("column_mapping", "must be a JSON object of strings")
+    mapping = _mapping(column_mapping)
     content = await file.read()
     reply = await _stub(request).StartImport(pb.StartImportRequest(
         content=content, file_name=file.filename or "", dedup_key=_DEDUP[dedup_key], on_match=_ON_MATCH[on_match],
@@ -146,6 +166,93 @@ async def start_import(
     report = ImportReport(import_=_import_json(reply.import_job), issues=[_issue_json(i) for i in reply.issues],
                           issues_truncated=reply.issues_truncated)
     return _json(report, 201)
+
+
+# Resumable uploads ------------------------------------------------------------------------------
+
+class UploadCreate(BaseModel):
+    file_name: str = Field("", max_length=200)
+    size: int = Field(gt=0, description="The file's size in bytes (at most 256 MiB)")
+
+
+class Upload(BaseModel):
+    id: str
+    file_name: str
+    size: int
+    received: int = Field(description="Bytes received so far: the offset of the next chunk")
+    complete: bool
+
+
+class UploadImport(BaseModel):
+    dedup_key: Literal["tax_id", "name_region"] = "tax_id"
+    on_match: Literal["skip", "update", "flag"] = "skip"
+    column_mapping: dict[str, str] = Field(default_factory=dict, description="Header text -> field ("" ignores "
+                                           f"the column). Fields: {', '.join(_ROW_FIELDS)}")
+
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d{1,12})-(\d{1,12})/(\d{1,12}|\*)$")
+
+
+def _upload_json(m: pb.ImportUpload) -> Upload:
+    return Upload(id=m.id, file_name=m.file_name, size=m.size, received=m.received, complete=m.complete)
+
+
+def _upload_response(m: pb.ImportUpload, status_code: int = 200) -> Response:
+    headers = {"Upload-Offset": str(m.received), "Location": f"/api/v1/imports/uploads/{m.id}"}
+    return _json(_upload_json(m), status_code, headers)
+
+
+@router.post("/imports/uploads", status_code=201, response_model=Upload,
+             summary="Open a resumable upload of an import file",
+             description="For files over 7 MiB (up to 256 MiB and 200,000 rows) or flaky connections: send the "
+                         "bytes with PUT in chunks, then start the import from the upload.")
+async def create_upload(body: UploadCreate, request: Request, caller: Caller = _WRITE) -> Response:
+    reply = await _stub(request).CreateImportUpload(pb.CreateImportUploadRequest(
+        file_name=body.file_name, size=body.size), metadata=caller.metadata)
+    return _upload_response(reply.upload, 201)
+
+
+@router.put("/imports/uploads/{upload_id}", response_model=Upload, summary="Send a chunk of an upload",
+            description="Body: the raw bytes (application/octet-stream, at most 1 MiB); header `Content-Range: "
+                        "bytes first-last/size`. `first` must be the upload's received offset; sending a chunk "
+                        "already received again changes nothing. 409 UPLOAD_OFFSET_MISMATCH names the offset "
+                        "(`received`) to go on from.",
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+async def put_chunk(upload_id: UUID, request: Request, caller: Caller = _WRITE,
+                    content_range: str = Header(..., alias="Content-Range", max_length=100)) -> Response:
+    match = _CONTENT_RANGE.match(content_range.strip())
+    if match is None:
+        raise InvalidArgument.of("Content-Range", "must be `bytes first-last/size`")
+    first, last = int(match[1]), int(match[2])
+    data = await request.body()
+    if last < first or last - first + 1 != len(data):
+        raise InvalidArgument.of("Content-Range", f"bytes {first}-{last} do not match a body of {len(data)} bytes")
+    reply = await _stub(request).AppendImportUploadChunk(pb.AppendImportUploadChunkRequest(
+        id=str(upload_id), offset=first, data=data, total=0 if match[3] == "*" else int(match[3])),
+        metadata=caller.metadata)
+    return _upload_response(reply.upload)
+
+
+@router.get("/imports/uploads/{upload_id}", response_model=Upload, summary="Where an upload stands",
+            description="`received` (and the `Upload-Offset` header) is where to resume.")
+async def get_upload(upload_id: UUID, request: Request, caller: Caller = _WRITE) -> Response:
+    reply = await _stub(request).GetImportUpload(pb.GetImportUploadRequest(id=str(upload_id)),
+                                                 metadata=caller.metadata)
+    return _upload_response(reply.upload)
+
+
+@router.post("/imports/uploads/{upload_id}/import", status_code=202, response_model=Import,
+             summary="Start the import of a complete upload (dry run in the background)",
+             description="Answers at once in status validating; poll GET /api/v1/imports/{id}: dry_run (then GET "
+                         "…/errors for the report and POST …/commit) or refused with the reason.")
+async def import_upload(upload_id: UUID, request: Request, caller: Caller = _WRITE,
+                        body: UploadImport | None = None) -> Response:
+    body = body or UploadImport()
+    reply = await _stub(request).StartImport(pb.StartImportRequest(
+        upload_id=str(upload_id), dedup_key=_DEDUP[body.dedup_key], on_match=_ON_MATCH[body.on_match],
+        column_mapping=_mapping(body.column_mapping)), metadata=caller.metadata)
+    return _json(_import_json(reply.import_job), 202, {"Location": f"/api/v1/imports/{reply.import_job.id}"})
 
 
 @router.get("/imports/{import_id}", response_model=Import, summary="An import's status and progress")
@@ -198,14 +305,14 @@ async def import_errors(import_id: UUID, request: Request, caller: Caller = _WRI
     async def rows() -> AsyncIterator[bytes]:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow([*_FIELDS, "line", "outcome", "reason"])
+        writer.writerow([*_ROW_FIELDS, "line", "outcome", "reason"])
         yield ("\ufeff" + out.getvalue()).encode()
         page = first
         while True:
             out.seek(0)
             out.truncate()
             for issue in page.issues:
-                writer.writerow([*(defuse(issue.cells.get(f, "")) for f in _FIELDS), issue.line, issue.outcome,
+                writer.writerow([*(defuse(issue.cells.get(f, "")) for f in _ROW_FIELDS), issue.line, issue.outcome,
                                  defuse("; ".join(issue.reasons))])
             yield out.getvalue().encode()
             if not page.next_page_token:

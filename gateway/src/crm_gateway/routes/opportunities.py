@@ -68,7 +68,7 @@ def _opportunity_json(m: pb.Opportunity) -> s.Opportunity:
         lost_reason=m.lost_reason or None, lost_note=m.lost_note, owner_id=m.owner_id, team_id=m.team_id,
         department_path=m.department_path, version=m.version, created_at=m.create_time.ToDatetime(UTC),
         updated_at=m.update_time.ToDatetime(UTC), closed_at=_time(m.close_time, m.HasField("close_time")),
-        created_by=m.created_by)
+        created_by=m.created_by, lead_id=m.lead_id or None)
 
 
 def _quote_json(m: pb.Quote) -> s.Quote:
@@ -84,7 +84,7 @@ def _quote_json(m: pb.Quote) -> s.Quote:
         valid_until=dt.date.fromisoformat(m.valid_until), note=m.note, owner_id=m.owner_id, team_id=m.team_id,
         department_path=m.department_path, created_at=m.create_time.ToDatetime(UTC),
         sent_at=_time(m.send_time, m.HasField("send_time")), decided_at=_time(m.decide_time, m.HasField("decide_time")),
-        created_by=m.created_by)
+        created_by=m.created_by, requirement_request_id=m.requirement_request_id or None)
 
 
 def _with_etag(reply_opportunity: pb.Opportunity, status_code: int = 200) -> Response:
@@ -219,7 +219,8 @@ async def create_quote(body: s.QuoteCreate, request: Request, caller: Caller = _
                        idempotency_key: str | None = _IDEMPOTENCY) -> Response:
     message = pb.Quote(opportunity_id=body.opportunity_id, currency=body.currency,
                        valid_until=body.valid_until.isoformat(), note=body.note,
-                       lines=[pb.QuoteLine(**li.model_dump()) for li in body.lines])
+                       lines=[pb.QuoteLine(**li.model_dump()) for li in body.lines],
+                       requirement_request_id=body.requirement_request_id)
     reply = await _stub(request).CreateQuote(pb.CreateQuoteRequest(quote=message), metadata=caller.metadata)
     quote = _quote_json(reply.quote)
     return _json(quote, 201, {"Location": f"/api/v1/quotes/{quote.id}"})
@@ -278,3 +279,89 @@ async def funnel(request: Request, caller: Caller = _READ, pipeline_id: UUID | N
                       count=st.count, amount=_money(st.amount), reached=st.reached,
                       conversion_to_next=st.conversion_to_next or None, average_days=st.average_days or None)
         for st in reply.stages]))
+
+
+# Requirement requests (需求申請, R-OPP-02) ----------------------------------------------------------
+
+def _requirement_json(m: pb.RequirementRequest) -> s.RequirementRequest:
+    return s.RequirementRequest(
+        id=m.id, opportunity_id=m.opportunity_id, customer_id=m.customer_id, title=m.title,
+        specification=m.specification, quantity=m.quantity, unit=m.unit,
+        target_price=_money(m.target_price) if m.HasField("target_price") else None,
+        requested_date=dt.date.fromisoformat(m.requested_date) if m.requested_date else None,
+        attachments=[s.Attachment(name=a.name, size_bytes=a.size_bytes, content_type=a.content_type, url=a.url)
+                     for a in m.attachments],
+        status=pb.RequirementStatus.Name(m.status).removeprefix("REQUIREMENT_STATUS_").lower(),  # type: ignore[arg-type]
+        reviewer_id=m.reviewer_id or None, review_notes=m.review_notes, quote_id=m.quote_id or None,
+        owner_id=m.owner_id, team_id=m.team_id, department_path=m.department_path, version=m.version,
+        created_at=m.create_time.ToDatetime(UTC), updated_at=m.update_time.ToDatetime(UTC),
+        decided_at=_time(m.decide_time, m.HasField("decide_time")), created_by=m.created_by)
+
+
+def _requirement_response(m: pb.RequirementRequest) -> Response:
+    item = _requirement_json(m)
+    return _json(item, 200, {"ETag": etag_of(item.version)})
+
+
+_REVIEW_CONFLICT = {409: {"description": "The rule named by `reason` forbids it, e.g. REQUIREMENT_NOT_SUBMITTED, "
+                                         "REQUIREMENT_NOT_UNDER_REVIEW, NOT_THE_REVIEWER"}}
+
+
+@router.post("/requirement-requests", status_code=201, response_model=s.RequirementRequestCreated,
+             responses=_CONFLICT,
+             summary="Submit a customer's requirement request for a customised product; the reviewers are told")
+async def create_requirement_request(body: s.RequirementRequestCreate, request: Request, caller: Caller = _WRITE,
+                                     idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+    message = pb.RequirementRequest(
+        opportunity_id=body.opportunity_id, title=body.title, specification=body.specification,
+        quantity=body.quantity, unit=body.unit,
+        target_price=money_pb2.Money(amount=body.target_price.amount, currency=body.target_price.currency)
+        if body.target_price else None,
+        requested_date=body.requested_date.isoformat() if body.requested_date else "",
+        attachments=[pb.Attachment(**a.model_dump()) for a in body.attachments])
+    reply = await _stub(request).CreateRequirementRequest(
+        pb.CreateRequirementRequestRequest(requirement_request=message), metadata=caller.metadata)
+    item = _requirement_json(reply.requirement_request)
+    created = s.RequirementRequestCreated(**item.model_dump(), reviewer_ids=list(reply.reviewer_ids))
+    return _json(created, 201, {"ETag": etag_of(item.version), "Location": f"/api/v1/requirement-requests/{item.id}"})
+
+
+@router.get("/requirement-requests", response_model=s.RequirementRequestPage,
+            summary="List requirement requests (reviewers see all, others their data scope), newest first")
+async def list_requirement_requests(request: Request, caller: Caller = _READ, opportunity_id: UUID | None = None,
+                                    status: s.RequirementStatus | None = None,
+                                    limit: int = Query(50, ge=1, le=200),
+                                    cursor: str = Query("", max_length=2000)) -> Response:
+    reply = await _stub(request).ListRequirementRequests(pb.ListRequirementRequestsRequest(
+        page_size=limit, page_token=cursor, opportunity_id=str(opportunity_id or ""),
+        status=pb.RequirementStatus.Value(f"REQUIREMENT_STATUS_{status.upper()}") if status else 0),
+        metadata=caller.metadata)
+    return _json(s.RequirementRequestPage(items=[_requirement_json(x) for x in reply.requirement_requests],
+                                          next_cursor=reply.next_page_token or None))
+
+
+@router.get("/requirement-requests/{request_id}", response_model=s.RequirementRequest,
+            summary="Read a requirement request")
+async def get_requirement_request(request_id: UUID, request: Request, caller: Caller = _READ) -> Response:
+    reply = await _stub(request).GetRequirementRequest(pb.GetRequirementRequestRequest(id=str(request_id)),
+                                                       metadata=caller.metadata)
+    return _requirement_response(reply.requirement_request)
+
+
+@router.post("/requirement-requests/{request_id}/review", response_model=s.RequirementRequest,
+             responses=_REVIEW_CONFLICT, summary="Take a submitted request into feasibility review (reviewer role)")
+async def start_requirement_review(request_id: UUID, request: Request, caller: Caller = _WRITE,
+                                   if_match: str | None = _IF_MATCH) -> Response:
+    reply = await _stub(request).StartRequirementReview(pb.StartRequirementReviewRequest(
+        id=str(request_id), expected_version=expected_version(if_match)), metadata=caller.metadata)
+    return _requirement_response(reply.requirement_request)
+
+
+@router.post("/requirement-requests/{request_id}/decide", response_model=s.RequirementRequest,
+             responses=_REVIEW_CONFLICT, summary="Decide feasible or not feasible, with notes (the reviewer)")
+async def decide_requirement_request(request_id: UUID, body: s.RequirementDecision, request: Request,
+                                     caller: Caller = _WRITE, if_match: str | None = _IF_MATCH) -> Response:
+    reply = await _stub(request).DecideRequirementRequest(pb.DecideRequirementRequestRequest(
+        id=str(request_id), feasible=body.feasible, notes=body.notes, expected_version=expected_version(if_match)),
+        metadata=caller.metadata)
+    return _requirement_response(reply.requirement_request)

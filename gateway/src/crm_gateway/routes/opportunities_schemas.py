@@ -6,20 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
+
+from crm_gateway.routes.common_schemas import DECIMAL, Money, Strict
 
 OpportunityStatus = Literal["open", "won", "lost"]
 QuoteStatus = Literal["draft", "sent", "accepted", "rejected", "expired"]
-DECIMAL = r"^-?\d{1,15}(\.\d{1,4})?$"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Money(Strict):
-    amount: str = Field(pattern=DECIMAL, description='Decimal string, e.g. "1234.50"', examples=["1234.50"])
-    currency: str = Field("CNY", min_length=3, max_length=3, description="ISO 4217")
 
 
 class Stage(Strict):
@@ -94,6 +86,7 @@ class Opportunity(Strict):
     updated_at: AwareDatetime
     closed_at: AwareDatetime | None
     created_by: str
+    lead_id: str | None = Field(None, description="The lead it was converted from")
 
 
 class OpportunityPage(Strict):
@@ -143,6 +136,7 @@ class QuoteCreate(Strict):
     valid_until: dt.date
     lines: list[QuoteLineFields] = Field(min_length=1, max_length=500)
     note: str = Field("", max_length=2000)
+    requirement_request_id: str = Field("", max_length=36, description="The feasible requirement request it answers")
 
 
 class Quote(Strict):
@@ -165,6 +159,7 @@ class Quote(Strict):
     sent_at: AwareDatetime | None
     decided_at: AwareDatetime | None
     created_by: str
+    requirement_request_id: str | None = None
 
 
 class QuotePage(Strict):
@@ -194,3 +189,65 @@ class Funnel(Strict):
     pipeline_id: str
     currency: str
     stages: list[FunnelStage]
+
+
+# Requirement requests (需求申請, R-OPP-02) ----------------------------------------------------------
+
+RequirementStatus = Literal["submitted", "under_review", "feasible", "not_feasible", "quoted"]
+
+
+class Attachment(Strict):
+    name: str = Field(min_length=1, max_length=255)
+    size_bytes: int = Field(ge=0, le=100 * 1024 * 1024)
+    content_type: str = Field("", max_length=100)
+    url: str = Field(min_length=1, max_length=2000, description="Where the file is stored (URL or object key)")
+
+
+class RequirementRequestCreate(Strict):
+    opportunity_id: str = Field(max_length=36)
+    title: str = Field(max_length=200)
+    specification: str = Field(max_length=20000, description="What the customer needs made")
+    quantity: str = Field(pattern=DECIMAL)
+    unit: str = Field("", max_length=20, examples=["pcs"])
+    target_price: Money | None = Field(None, description="Unit price the customer aims for")
+    requested_date: dt.date | None = Field(None, description="When the customer wants it")
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+
+
+class RequirementRequest(Strict):
+    id: str
+    opportunity_id: str
+    customer_id: str
+    title: str
+    specification: str
+    quantity: str
+    unit: str
+    target_price: Money | None
+    requested_date: dt.date | None
+    attachments: list[Attachment]
+    status: RequirementStatus
+    reviewer_id: str | None
+    review_notes: str
+    quote_id: str | None
+    owner_id: str
+    team_id: str
+    department_path: str
+    version: int
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    decided_at: AwareDatetime | None
+    created_by: str
+
+
+class RequirementRequestCreated(RequirementRequest):
+    reviewer_ids: list[str] = Field(description="Holders of the reviewer role, who are told")
+
+
+class RequirementRequestPage(Strict):
+    items: list[RequirementRequest]
+    next_cursor: str | None
+
+
+class RequirementDecision(Strict):
+    feasible: bool
+    notes: str = Field("", max_length=10000, description="Required when not feasible")

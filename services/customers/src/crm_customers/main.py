@@ -11,7 +11,9 @@ from dataclasses import asdict
 from crm.customers.v1 import customers_pb2, customers_pb2_grpc
 from crm_customers.adapters import sensitive
 from crm_customers.adapters.grpc_api import CustomersServicer
+from crm_customers.adapters.owners import IdentityOwnerDirectory
 from crm_customers.adapters.reencrypt import reencrypt
+from crm_customers.app import imports, leads, tiers
 from crm_customers.app.use_cases import CONTRACT_SIGNED_SUBJECT, on_contract_signed
 from crm_customers.settings import CustomersSettings
 from crmkit import migrations, service
@@ -27,6 +29,9 @@ def wire(runtime: service.Runtime) -> None:
     if not isinstance(runtime.settings, CustomersSettings):
         raise TypeError("the customers service needs CustomersSettings (its field keys)")
     sensitive.configure(runtime.settings.cipher())
+    # R-CUS-03: an import row's owner column is resolved against identity's org chart.
+    if runtime.settings.identity_target and runtime.settings.service_private_key is not None:
+        imports.configure_owners(IdentityOwnerDirectory(runtime.internal_channel(runtime.settings.identity_target)))
     runtime.grpc.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server,
                      CustomersServicer(runtime.sessions),
                      customers_pb2.DESCRIPTOR.services_by_name["CustomersService"].full_name)
@@ -34,6 +39,13 @@ def wire(runtime: service.Runtime) -> None:
     runtime.subscriptions.append(Subscription(
         name="customers-contract-signed", stream="CRM_CONTRACTS", subjects=[CONTRACT_SIGNED_SUBJECT],
         handler=on_contract_signed))
+    # R-LEAD-01 attribution: the won amount of an opportunity converted from a lead.
+    runtime.subscriptions.append(Subscription(
+        name="customers-opportunity-won", stream="CRM_OPPORTUNITIES", subjects=[leads.OPPORTUNITY_WON_SUBJECT],
+        handler=leads.on_opportunity_won))
+    # R-CUS-06: the tier thresholds the contract.signed handler applies.
+    tiers.configure_tiers(runtime.settings.tier_currency, a_from=runtime.settings.tier_a_from,
+                             b_from=runtime.settings.tier_b_from)
 
 
 def migrate(database_url: str) -> None:

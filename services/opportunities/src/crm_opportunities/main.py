@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Awaitable, Callable
 
+import grpc
+
+from crm.identity.v1 import identity_pb2, identity_pb2_grpc
 from crm.opportunities.v1 import opportunities_pb2, opportunities_pb2_grpc
 from crm_opportunities.adapters.grpc_api import OpportunitiesServicer
 from crm_opportunities.settings import OpportunitiesSettings
@@ -15,9 +19,38 @@ SERVICE_NAME = opportunities_pb2.DESCRIPTOR.services_by_name["OpportunitiesServi
 MIGRATIONS = migrations.locate(__file__)
 
 
+def role_holders(channel: grpc.aio.Channel) -> Callable[[str], Awaitable[list[str]]]:
+    """R-OPP-02: the reviewers of requirement requests, the active holders of a role, through
+    identity with this service's own principal (org.read)."""
+    stub = identity_pb2_grpc.IdentityServiceStub(channel)
+
+    async def lookup(role: str) -> list[str]:
+        # Company-wide: the holders under every root department (the org chart's tops).
+        roots, token = [], ""
+        while True:
+            page = await stub.ListDepartments(identity_pb2.ListDepartmentsRequest(page_size=200, page_token=token),
+                                              timeout=5)
+            roots += [d for d in page.departments if not d.parent_id]
+            token = page.next_page_token
+            if not token:
+                break
+        found: dict[str, None] = {}
+        for root in roots:
+            reply = await stub.ListRoleHolders(identity_pb2.ListRoleHoldersRequest(
+                role=role, department_id=root.id, include_subtree=True), timeout=5)
+            found.update(dict.fromkeys(user.id for user in reply.users))
+        return list(found)
+
+    return lookup
+
+
 def wire(runtime: service.Runtime) -> None:
+    settings = runtime.settings
+    reviewer_role = getattr(settings, "reviewer_role", "sales_director")
+    reviewers = role_holders(runtime.internal_channel(settings.identity_target)) if settings.identity_target else None
     runtime.grpc.add(opportunities_pb2_grpc.add_OpportunitiesServiceServicer_to_server,
-                     OpportunitiesServicer(runtime.sessions), SERVICE_NAME)
+                     OpportunitiesServicer(runtime.sessions, reviewer_role=reviewer_role, reviewers=reviewers),
+                     SERVICE_NAME)
 
 
 def migrate(database_url: str) -> None:

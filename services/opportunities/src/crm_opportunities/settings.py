@@ -1,4 +1,4 @@
-"""The opportunities service's settings: crmkit's, nothing more yet."""
+"""The opportunities service's settings: crmkit's, plus who reviews requirement requests."""
 
 from __future__ import annotations
 
@@ -6,4 +6,6 @@ from crmkit.settings import ServiceSettings
 
 
 class OpportunitiesSettings(ServiceSettings):
-    pass
+    # R-OPP-02: the role whose holders review requirement requests for feasibility
+    # (CRM_REVIEWER_ROLE); looked up through identity (CRM_IDENTITY_TARGET) on submission.
+    reviewer_role: str = "sales_director"

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm.customers.v1 import customers_pb2 as pb
 from crm.customers.v1 import customers_pb2_grpc as pb_grpc
+from crm_customers.adapters.grpc_migration import MigrationRpcs
+from crm_customers.adapters.leads_grpc import LeadsRpcs
 from crm_customers.app import imports, use_cases
 from crm_customers.app.messages import (
     contact_fields_from_pb,
@@ -39,7 +41,8 @@ _ON_MATCH = {pb.IMPORT_ON_MATCH_UNSPECIFIED: "skip", pb.IMPORT_ON_MATCH_SKIP: "s
              pb.IMPORT_ON_MATCH_UPDATE: "update", pb.IMPORT_ON_MATCH_FLAG: "flag"}
 _STATUS = {"dry_run": pb.IMPORT_STATUS_DRY_RUN, "running": pb.IMPORT_STATUS_RUNNING, "done": pb.IMPORT_STATUS_DONE,
            "failed": pb.IMPORT_STATUS_FAILED, "reverting": pb.IMPORT_STATUS_REVERTING,
-           "reverted": pb.IMPORT_STATUS_REVERTED}
+           "reverted": pb.IMPORT_STATUS_REVERTED, "validating": pb.IMPORT_STATUS_VALIDATING,
+           "refused": pb.IMPORT_STATUS_REFUSED}
 
 
 def _counts(values: dict[str, int]) -> pb.ImportCounts:
@@ -69,7 +72,7 @@ def _contact_out(contact: Contact) -> pb.Contact:
     return contact_to_pb(contact, reveal=current_principal().sees_sensitive)
 
 
-class CustomersServicer(pb_grpc.CustomersServiceServicer):
+class CustomersServicer(LeadsRpcs, MigrationRpcs, pb_grpc.CustomersServiceServicer):
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._background: set[asyncio.Task[None]] = set()
@@ -172,6 +175,15 @@ class CustomersServicer(pb_grpc.CustomersServiceServicer):
     # Bulk import (R-CUS-03) ----------------------------------------------------------------
 
     async def StartImport(self, request: pb.StartImportRequest, context: grpc.aio.ServicerContext) -> Any:
+        if request.upload_id:
+            # A file uploaded in chunks: checked in the background (GetImport shows when it is).
+            async with self._uow() as uow:
+                job = await imports.start_import_from_upload(
+                    uow, current_principal(), parse_id(request.upload_id, "upload_id"),
+                    key=_DEDUP.get(request.dedup_key, "?"), on_match=_ON_MATCH.get(request.on_match, "?"),
+                    mapping=dict(request.column_mapping))
+            self._spawn(imports.run_upload_dry_run, job.id)
+            return pb.StartImportResponse(import_job=import_to_pb(job))
         async with self._uow() as uow:
             job, issues = await imports.start_import(
                 uow, current_principal(), request.content, file_name=request.file_name,

@@ -54,7 +54,9 @@ def _customer(row: Row[Any], tags: Sequence[str]) -> Customer:
             BankAccount(bank_name=b["bank_name"], account_name=b.get("account_name", ""),
                         account_number=sensitive.reveal(b["account_number"], sensitive.ACCOUNT_NUMBER))
             for b in row.bank_accounts),
-        has_signed_contract=row.has_signed_contract, version=row.version, created_at=row.created_at,
+        has_signed_contract=row.has_signed_contract, tier=row.tier,
+        signed_amount=f"{row.signed_amount:.2f}" if row.signed_currency else "", signed_currency=row.signed_currency,
+        version=row.version, created_at=row.created_at,
         updated_at=row.updated_at, created_by=row.created_by)
 
 

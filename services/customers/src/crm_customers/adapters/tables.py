@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -21,6 +26,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
+
+# customers.name_key / name_grams (migration 0004, which creates the two SQL functions): the name
+# as duplicate detection compares it, and the same spelt for pg_trgm whatever the locale. Mirrored
+# by crm_customers.domain.duplicates; a test keeps the two equal.
+NAME_KEY_SQL = "crm_name_key(name)"
+NAME_GRAMS_SQL = "crm_trigram_text(crm_name_key(name))"
 
 industries = Table(
     "industries", metadata,
@@ -56,6 +67,14 @@ customers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("created_by", Text, nullable=False, server_default=""),
     Column("deleted_at", DateTime(timezone=True)),
+    # Duplicates and merge (migration 0004): the comparable name, and the survivor of a merge.
+    Column("name_key", Text, Computed(NAME_KEY_SQL, persisted=True), nullable=False),
+    Column("name_grams", Text, Computed(NAME_GRAMS_SQL, persisted=True), nullable=False),
+    Column("merged_into", Uuid),
+    # R-CUS-06 (migration 0005): the cumulative signed amount (in signed_currency) and its tier.
+    Column("signed_amount", Numeric(18, 2), nullable=False, server_default="0"),
+    Column("signed_currency", Text, nullable=False, server_default=""),
+    Column("tier", Text, nullable=False, server_default=""),
     # R-CUS-01: one live customer per tax ID, on the blind index.
     Index("customers_tax_id_index_live", "tax_id_index", unique=True,
           postgresql_where=text("deleted_at IS NULL AND tax_id_index IS NOT NULL")),
@@ -70,6 +89,9 @@ customers = Table(
     Index("customers_team", "team_id"),
     Index("customers_industry", "industry"),
     Index("customers_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    Index("customers_name_grams_trgm", "name_grams", postgresql_using="gin",
+          postgresql_ops={"name_grams": "gin_trgm_ops"}, postgresql_where=text("deleted_at IS NULL")),
+    Index("customers_merged_into", "merged_into", postgresql_where=text("merged_into IS NOT NULL")),
 )
 
 customer_tags = Table(
@@ -124,7 +146,8 @@ imports = Table(
     Column("file_name", Text, nullable=False, server_default=""),
     Column("dedup_key", Text, nullable=False),
     Column("on_match", Text, nullable=False),
-    # dry_run -> running -> done | failed (a failed or interrupted commit resumes); done -> reverted
+    # [validating -> refused | dry_run] dry_run -> running -> done | failed (a failed or
+    # interrupted commit resumes); done -> reverting -> reverted
     Column("status", Text, nullable=False),
     Column("total", Integer, nullable=False, server_default="0"),
     # {"create": n, "update": n, "skip": n, "flag": n, "reject": n}: what the dry run found
@@ -135,6 +158,10 @@ imports = Table(
     Column("error", Text, nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Migration 0004: the upload an import was started from (checked in the background) and the
+    # column mapping it was started with.
+    Column("upload_id", Uuid),
+    Column("mapping", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Index("imports_created_by", "created_by", "created_at"),
 )
 
@@ -153,5 +180,53 @@ import_rows = Table(
     Column("contact_id", Uuid),             # the contact the import added (removed by a revert)
     Column("before", Text),                 # sealed JSON before-image of an updated customer
     Column("reverted", Boolean, nullable=False, server_default="false"),
+    # Blind index of the row's dedup key (migration 0004): repeats within the file, found in SQL.
+    Column("dedup", Text),
     PrimaryKeyConstraint("import_id", "line"),
+)
+
+import_uploads = Table(
+    "import_uploads", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("created_by", Text, nullable=False),
+    Column("file_name", Text, nullable=False, server_default=""),
+    Column("size", BigInteger, nullable=False),          # declared when the upload is created
+    Column("received", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("import_uploads_created_by", "created_by", "created_at"),
+)
+
+import_upload_chunks = Table(
+    "import_upload_chunks", metadata,
+    Column("upload_id", Uuid, ForeignKey("import_uploads.id", ondelete="CASCADE"), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("upload_id", "offset"),
+)
+
+# Duplicates and merge (R-CUS-03) -----------------------------------------------------------------
+
+customer_merges = Table(
+    "customer_merges", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("surviving_id", Uuid, nullable=False),
+    Column("merged_id", Uuid, nullable=False),
+    Column("merged_by", Text, nullable=False),
+    Column("merged_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("moved", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # Sealed JSON before-images of both customers (they hold tax IDs).
+    Column("before", Text, nullable=False, server_default=""),
+    Index("customer_merges_surviving", "surviving_id"),
+    Index("customer_merges_merged", "merged_id", unique=True),
+)
+
+duplicate_dismissals = Table(
+    "duplicate_dismissals", metadata,
+    Column("customer_a", Uuid, nullable=False),
+    Column("customer_b", Uuid, nullable=False),
+    Column("dismissed_by", Text, nullable=False),
+    Column("dismissed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("customer_a", "customer_b"),
+    CheckConstraint("customer_a < customer_b", name="duplicate_dismissals_ordered"),
 )

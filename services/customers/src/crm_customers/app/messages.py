@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from crm.common.v1 import lifecycle_pb2
+from crm.common.v1 import lifecycle_pb2, money_pb2
 from crm.customers.v1 import customers_pb2 as pb
 from crm_customers.domain.masking import masked_contact, masked_customer
 from crm_customers.domain.model import (
@@ -72,7 +72,9 @@ def customer_to_pb(c: Customer, *, reveal: bool = False) -> pb.Customer:
                    for a in c.addresses],
         bank_accounts=[pb.BankAccount(bank_name=b.bank_name, account_name=b.account_name,
                                       account_number=b.account_number) for b in c.bank_accounts],
-        has_signed_contract=c.has_signed_contract,
+        has_signed_contract=c.has_signed_contract, tier=c.tier,
+        signed_amount=(money_pb2.Money(amount=c.signed_amount, currency=c.signed_currency)
+                       if c.signed_currency else None),
         version=c.version, create_time=timestamp(c.created_at), update_time=timestamp(c.updated_at),
         created_by=c.created_by)
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from crm.contracts.v1 import events_pb2 as contracts_ev
 from crm.customers.v1 import events_pb2 as ev
 from crm_customers.adapters.repository import SORTS, CustomerRepository, sort_key
+from crm_customers.app import tiers
 from crm_customers.app.messages import contact_to_pb, customer_to_pb, follow_up_to_pb
 from crm_customers.domain.model import (
     CONTACT_UPDATABLE_FIELDS,
@@ -317,6 +318,11 @@ async def on_contract_signed(uow: UnitOfWork, event: Event) -> None:
                     lifecycle_stage=LifecycleStage.CUSTOMER if before.lifecycle_stage in _BECOMES_CUSTOMER
                     else before.lifecycle_stage)
     changed = sorted(f for f in ("has_signed_contract", "lifecycle_stage") if getattr(before, f) != getattr(after, f))
+    # R-CUS-06: every signed contract adds to the cumulative amount and may move the tier (once
+    # per event: the consumer's processed-event log makes a redelivery a no-op).
+    old_tier, new_tier = await tiers.add_signed_amount(uow, customer_id, signed.amount.amount, signed.amount.currency)
+    if old_tier != new_tier:
+        changed = sorted([*changed, "tier"])
     if not changed:
         return
     saved = await repo.save(replace(after, version=before.version + 1))

@@ -14,10 +14,13 @@ Decisions (docs/services/customers.md, "Bulk import"):
   The row is rejected, the rest of the file goes on.
 - Whole-file problems (not CSV/Excel, unreadable encoding, no header, too many rows, a cell
   beyond the CSV parser's field limit) refuse the file with one clear InvalidArgument.
+- The optional owner column (a login or a user id) is kept as typed here; the import resolves it
+  against the org chart and checks the importer may assign to that owner.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -26,6 +29,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import BinaryIO
 
 from crm_customers.domain.model import (
     Address,
@@ -60,7 +64,7 @@ class OnMatch(StrEnum):
 # The fields a column can map to, in template order.
 FIELDS: tuple[str, ...] = (
     "name", "tax_id", "origin", "industry", "region", "status", "tags", "address",
-    "contact_name", "contact_title", "contact_phone", "contact_email", "contact_wechat",
+    "contact_name", "contact_title", "contact_phone", "contact_email", "contact_wechat", "owner",
 )
 CUSTOMER_FIELDS = frozenset({"name", "tax_id", "origin", "industry", "region", "status", "tags", "address"})
 
@@ -81,6 +85,8 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
                       "contact phone"),
     "contact_email": ("邮箱", "电子邮箱", "联系人邮箱", "email", "e-mail", "contact_email", "contact email"),
     "contact_wechat": ("微信", "微信号", "wechat", "contact_wechat"),
+    # A login or a user id; resolved by the import against the org chart (app/imports.py).
+    "owner": ("负责人", "销售负责人", "归属销售", "owner", "owner login"),
 }
 # The template's header: Chinese name / field name, so both kinds of user recognise it.
 TEMPLATE_HEADER: tuple[str, ...] = tuple(HEADER_ALIASES[f][0] for f in FIELDS)
@@ -127,30 +133,59 @@ def file_kind(data: bytes) -> str:
     return "csv"
 
 
-def decode_csv(data: bytes) -> str:
+ENCODINGS = ("utf-8-sig", "gb18030")
+_READ = 1 << 20
+
+
+def detect_encoding(file: BinaryIO) -> str:
     """UTF-8 (with or without BOM), else GB18030 (a superset of GBK, what Excel on Chinese Windows
-    writes)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for encoding in ("utf-8", "gb18030"):
+    writes): the whole file is checked, a megabyte at a time, so a bad byte deep in a big file
+    refuses it before any row is read, without holding the file in memory."""
+    for encoding in ENCODINGS:
+        file.seek(0)
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            return data.decode(encoding)
+            while chunk := file.read(_READ):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
+        file.seek(0)
+        return encoding
     raise InvalidArgument.of("file", "is not a CSV or Excel (.xlsx) file: its text is neither UTF-8 nor GBK")
 
 
-def _csv_rows(data: bytes) -> Iterator[list[Cell]]:
-    text = decode_csv(data)
-    sample = text[:4096]
-    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+def decode_csv(data: bytes) -> str:
+    return data.decode(detect_encoding(io.BytesIO(data)))
+
+
+def _too_many(max_rows: int) -> InvalidArgument:
+    return InvalidArgument.of("file", f"has more than {max_rows} rows; split it into several files")
+
+
+def _csv_rows(file: BinaryIO, max_rows: int | None = None) -> Iterator[list[Cell]]:
+    encoding = detect_encoding(file)
+    text = io.TextIOWrapper(file, encoding=encoding, newline="")
     try:
-        for row in reader:
-            yield [Cell(v, formula=looks_like_formula(v)) for v in row]
-    except csv.Error as exc:
-        raise InvalidArgument.of("file", f"line {reader.line_num}: {exc}; the CSV is malformed or a cell "
-                                         "is far too long") from None
+        sample = text.read(4096)
+        text.seek(0)
+        delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+        reader = csv.reader(text, delimiter=delimiter)
+        try:
+            if max_rows is not None:
+                # A cheap first pass (no cleaning, no validation): a file far over the limit is
+                # refused in a second or two instead of after the limit's worth of rows.
+                if sum(1 for row in reader if any(v.strip() for v in row)) > max_rows + 1:
+                    raise _too_many(max_rows)
+                text.seek(0)
+                reader = csv.reader(text, delimiter=delimiter)
+            for row in reader:
+                yield [Cell(v, formula=looks_like_formula(v)) for v in row]
+        except csv.Error as exc:
+            raise InvalidArgument.of("file", f"line {reader.line_num}: {exc}; the CSV is malformed or a cell "
+                                             "is far too long") from None
+    finally:
+        text.detach()  # the caller owns the file
 
 
 def looks_like_formula(value: str) -> bool:
@@ -162,20 +197,25 @@ def looks_like_formula(value: str) -> bool:
     return v[0] in "+-" and not _SIGNED_NUMBER.match(v)
 
 
-def _xlsx_rows(data: bytes) -> Iterator[list[Cell]]:
+def _xlsx_rows(file: BinaryIO, max_rows: int | None = None) -> Iterator[list[Cell]]:
     from openpyxl import load_workbook
 
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(file) as archive:
             if sum(i.file_size for i in archive.infolist()) > MAX_XLSX_INFLATED_BYTES:
                 raise InvalidArgument.of("file", "the workbook is too large once unpacked")
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+        file.seek(0)
+        # read_only: the sheet's XML is parsed as it is iterated, never loaded whole.
+        workbook = load_workbook(file, read_only=True, data_only=False)
     except InvalidArgument:
         raise
     except Exception:  # openpyxl raises a zoo of exceptions on a broken file
         raise InvalidArgument.of("file", "is not a readable Excel (.xlsx) workbook") from None
     try:
         sheet = workbook.worksheets[0]
+        # The sheet's declared dimension: a workbook far over the limit is refused before reading.
+        if max_rows is not None and (sheet.max_row or 0) > max_rows + 1 + 1000:
+            raise _too_many(max_rows)
         for row in sheet.iter_rows():
             cells = []
             for cell in row:
@@ -199,9 +239,15 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def read_rows(data: bytes) -> Iterator[list[Cell]]:
-    """Every row of the file (the first sheet of a workbook), as cells."""
-    return _xlsx_rows(data) if file_kind(data) == "xlsx" else _csv_rows(data)
+def read_rows(source: bytes | BinaryIO, max_rows: int | None = None) -> Iterator[list[Cell]]:
+    """Every row of the file (the first sheet of a workbook), as cells, read as they are
+    iterated: `source` may be a seekable binary file of any size. With `max_rows`, a file with
+    clearly more data rows is refused before the first row is yielded."""
+    file = io.BytesIO(source) if isinstance(source, bytes) else source
+    file.seek(0)
+    head = file.read(64 * 1024)
+    file.seek(0)
+    return _xlsx_rows(file, max_rows) if file_kind(head) == "xlsx" else _csv_rows(file, max_rows)
 
 
 # Header mapping -------------------------------------------------------------------------------
@@ -347,31 +393,44 @@ def parse_row(line: int, cells: list[Cell], columns: ColumnMap, industries: Indu
 
 @dataclass
 class ParsedFile:
-    columns: ColumnMap
     rows: list[ImportRow]
 
 
-def parse_file(data: bytes, industries: IndustryIndex, *, key: DedupKey, owner_id: str, team_id: str,
-               department_path: str, created_by: str, mapping: Mapping[str, str] | None = None,
-               max_rows: int = MAX_ROWS) -> ParsedFile:
-    """Reads and validates every row; repeated keys within the file are rejected. Raises
-    InvalidArgument for a file that cannot be imported at all."""
-    rows = read_rows(data)
+def iter_rows(source: bytes | BinaryIO, industries: IndustryIndex, *, owner_id: str, team_id: str,
+              department_path: str, created_by: str, mapping: Mapping[str, str] | None = None,
+              max_rows: int = MAX_ROWS) -> Iterator[ImportRow]:
+    """Reads and validates the file's rows one at a time (memory does not grow with the file).
+    Repeats of a dedup key within the file are left to the caller (`parse_file` checks them in
+    memory; the import checks them in the database). Raises InvalidArgument, possibly after
+    rows were yielded, for a file that cannot be imported at all."""
     columns: ColumnMap | None = None
-    parsed: list[ImportRow] = []
-    seen: dict[str, int] = {}
+    count = 0
     line = 0
-    for cells in rows:
+    for cells in read_rows(source, max_rows):
         line += 1
         if not any(c.value.strip() for c in cells):
             continue
         if columns is None:
             columns = map_header(cells, mapping)
             continue
-        if len(parsed) >= max_rows:
-            raise InvalidArgument.of("file", f"has more than {max_rows} rows; split it into several files")
-        row = parse_row(line, cells, columns, industries, owner_id=owner_id, team_id=team_id,
+        if count >= max_rows:
+            raise _too_many(max_rows)
+        count += 1
+        yield parse_row(line, cells, columns, industries, owner_id=owner_id, team_id=team_id,
                         department_path=department_path, created_by=created_by)
+    if columns is None:
+        raise InvalidArgument.of("file", "has no header row and no data")
+
+
+def parse_file(data: bytes | BinaryIO, industries: IndustryIndex, *, key: DedupKey, owner_id: str, team_id: str,
+               department_path: str, created_by: str, mapping: Mapping[str, str] | None = None,
+               max_rows: int = MAX_ROWS) -> ParsedFile:
+    """Reads and validates every row; repeated keys within the file are rejected. Raises
+    InvalidArgument for a file that cannot be imported at all."""
+    parsed: list[ImportRow] = []
+    seen: dict[str, int] = {}
+    for row in iter_rows(data, industries, owner_id=owner_id, team_id=team_id, department_path=department_path,
+                         created_by=created_by, mapping=mapping, max_rows=max_rows):
         if row.valid and row.customer is not None:
             k = dedup_key(row.customer, key)
             if k:
@@ -379,17 +438,15 @@ def parse_file(data: bytes, industries: IndustryIndex, *, key: DedupKey, owner_i
                     row = replace(row, customer=None, contact=None,
                                   reasons=(f"the same customer as line {seen[k]} of this file",))
                 else:
-                    seen[k] = line
+                    seen[k] = row.line
         parsed.append(row)
-    if columns is None:
-        raise InvalidArgument.of("file", "has no header row and no data")
-    return ParsedFile(columns, parsed)
+    return ParsedFile(parsed)
 
 
 def template_rows() -> list[list[str]]:
     """The template: the header and one example row."""
     example = ["示例医疗器械有限公司", "91350100M000100Y43", "国内", "医疗器械", "福建", "存续", "重点, OEM",
-               "福州市鼓楼区示例路1号", "张三", "采购经理", "13800138000", "zhangsan@example.com", "zhangsan_wx"]
+               "福州市鼓楼区示例路1号", "张三", "采购经理", "13800138000", "zhangsan@example.com", "zhangsan_wx", ""]
     return [list(TEMPLATE_HEADER), example]
 
 

@@ -106,6 +106,10 @@ class Customer:
     bank_accounts: tuple[BankAccount, ...] = ()
     # Set when a contract with the customer is signed (contracts service event); never by a client.
     has_signed_contract: bool = False
+    # R-CUS-06, output only: the tier and cumulative signed amount (app/tiers.py), set by events.
+    tier: str = ""
+    signed_amount: str = ""
+    signed_currency: str = ""
     version: int = 1
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm.opportunities.v1 import opportunities_pb2 as pb
 from crm.opportunities.v1 import opportunities_pb2_grpc as pb_grpc
-from crm_opportunities.app import use_cases
+from crm_opportunities.adapters.requirements_grpc import RequirementRpcs
+from crm_opportunities.app import requirements, use_cases
 from crm_opportunities.app.messages import (
     money,
     opportunity_to_pb,
@@ -36,9 +37,13 @@ def _optional_id(value: str, field: str) -> Any:
     return parse_id(value, field) if value else None
 
 
-class OpportunitiesServicer(pb_grpc.OpportunitiesServiceServicer):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+class OpportunitiesServicer(RequirementRpcs, pb_grpc.OpportunitiesServiceServicer):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
+                 reviewer_role: str = requirements.DEFAULT_REVIEWER_ROLE,
+                 reviewers: requirements.ReviewerLookup | None = None) -> None:
         self._sessions = sessions
+        self._reviewer_role = reviewer_role
+        self._reviewers = reviewers
 
     def _uow(self) -> UnitOfWork:
         return UnitOfWork(self._sessions, SOURCE, actor=current_principal().subject)
@@ -75,7 +80,7 @@ class OpportunitiesServicer(pb_grpc.OpportunitiesServiceServicer):
             pipeline_id=_optional_id(o.pipeline_id, "pipeline_id"), amount=o.amount.amount,
             currency=o.amount.currency, probability=o.probability,
             expected_close_date=parse_date(o.expected_close_date, "expected_close_date"), owner_id=o.owner_id,
-            team_id=o.team_id)
+            team_id=o.team_id, lead_id=_optional_id(o.lead_id, "lead_id"))
         async with self._uow() as uow:
             created = await use_cases.create_opportunity(uow, current_principal(), new)
         return pb.CreateOpportunityResponse(opportunity=opportunity_to_pb(created))
@@ -133,7 +138,8 @@ class OpportunitiesServicer(pb_grpc.OpportunitiesServiceServicer):
         async with self._uow() as uow:
             created = await use_cases.create_quote(uow, current_principal(),
                                                    parse_id(q.opportunity_id, "opportunity_id"), q.currency, lines,
-                                                   parse_date(q.valid_until, "valid_until"), q.note)
+                                                   parse_date(q.valid_until, "valid_until"), q.note,
+                                                   _optional_id(q.requirement_request_id, "requirement_request_id"))
         return pb.CreateQuoteResponse(quote=quote_to_pb(created, _today()))
 
     async def GetQuote(self, request: pb.GetQuoteRequest, context: grpc.aio.ServicerContext) -> Any:

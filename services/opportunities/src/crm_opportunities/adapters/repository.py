@@ -45,7 +45,7 @@ def _opportunity(row: Row[Any]) -> Opportunity:
         expected_close_date=row.expected_close_date, owner_id=row.owner_id, team_id=row.team_id,
         department_path=row.department_path, status=OpportunityStatus(row.status), lost_reason=row.lost_reason or "",
         lost_note=row.lost_note, version=row.version, created_at=row.created_at, updated_at=row.updated_at,
-        closed_at=row.closed_at, created_by=row.created_by)
+        closed_at=row.closed_at, created_by=row.created_by, lead_id=row.lead_id)
 
 
 def _opportunity_values(o: Opportunity) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def _opportunity_values(o: Opportunity) -> dict[str, Any]:
             "expected_close_date": o.expected_close_date, "status": o.status.value,
             "lost_reason": o.lost_reason or None, "lost_note": o.lost_note, "owner_id": o.owner_id,
             "team_id": o.team_id, "department_path": o.department_path, "version": o.version,
-            "closed_at": o.closed_at}
+            "closed_at": o.closed_at, "lead_id": o.lead_id}
 
 
 def _line_out(d: dict[str, str]) -> PricedLine:
@@ -77,7 +77,8 @@ def _quote(row: Row[Any]) -> Quote:
         status=QuoteStatus(row.status), currency=row.currency, lines=tuple(_line_out(d) for d in row.lines),
         totals=Totals(row.net_total, row.tax_total, row.gross_total), valid_until=row.valid_until,
         owner_id=row.owner_id, team_id=row.team_id, department_path=row.department_path, note=row.note,
-        created_at=row.created_at, sent_at=row.sent_at, decided_at=row.decided_at, created_by=row.created_by)
+        created_at=row.created_at, sent_at=row.sent_at, decided_at=row.decided_at, created_by=row.created_by,
+        requirement_request_id=row.requirement_request_id)
 
 
 class Repository:
@@ -142,6 +143,10 @@ class Repository:
         row = (await self.session.execute(query)).first()
         return _opportunity(row) if row else None
 
+    async def by_lead(self, lead_id: uuid.UUID) -> Opportunity | None:
+        row = (await self.session.execute(select(opportunities).where(opportunities.c.lead_id == lead_id))).first()
+        return _opportunity(row) if row else None
+
     async def save(self, o: Opportunity) -> Opportunity:
         row = (await self.session.execute(
             update(opportunities).where(opportunities.c.id == o.id)
@@ -162,9 +167,21 @@ class Repository:
         return [_opportunity(r) for r in rows]
 
     async def record_stage_change(self, change: StageChange) -> None:
+        """Ends the current stay, records the new one, and keeps the opportunity's furthest
+        non-lost stage (the funnel reads these instead of walking the history)."""
+        await self.session.execute(
+            update(stage_history).where(stage_history.c.opportunity_id == change.opportunity_id,
+                                        stage_history.c.left_at.is_(None))
+            .values(left_at=change.changed_at))
         await self.session.execute(insert(stage_history).values(
             opportunity_id=change.opportunity_id, from_stage_id=change.from_stage_id,
             to_stage_id=change.to_stage_id, changed_by=change.changed_by, changed_at=change.changed_at))
+        entered = (select(stages.c.position).where(stages.c.id == change.to_stage_id, stages.c.is_lost.is_(False))
+                   .scalar_subquery())
+        await self.session.execute(
+            update(opportunities).where(opportunities.c.id == change.opportunity_id)
+            .values(furthest_position=func.greatest(opportunities.c.furthest_position,
+                                                    func.coalesce(entered, 0))))
 
     async def stage_history(self, opportunity_id: uuid.UUID) -> list[StageChange]:
         rows = await self.session.execute(
@@ -186,7 +203,7 @@ class Repository:
             status=q.status.value, currency=q.currency, lines=[_line_in(li) for li in q.lines],
             net_total=q.totals.net, tax_total=q.totals.tax, gross_total=q.totals.gross, valid_until=q.valid_until,
             note=q.note, owner_id=q.owner_id, team_id=q.team_id, department_path=q.department_path,
-            created_by=q.created_by).returning(quotes))).one()
+            created_by=q.created_by, requirement_request_id=q.requirement_request_id).returning(quotes))).one()
         return _quote(row)
 
     async def get_quote(self, principal: Principal, quote_id: uuid.UUID, *, for_update: bool = False) -> Quote | None:
@@ -220,7 +237,11 @@ class Repository:
                      since: dt.datetime | None, until: dt.datetime | None, currency: str) -> list[Row[Any]]:
         """One statement: per stage of the pipeline, the opportunities now in it and their amount,
         how many ever reached it (or a later non-lost stage), and the total seconds and count of
-        ended stays in it. Filters and the data scope apply to the opportunities."""
+        ended stays in it. Filters and the data scope apply to the opportunities.
+
+        Nothing walks the history in order: each opportunity keeps its furthest non-lost stage
+        (`furthest_position`) and each stay its end (`left_at`), both written by the stage change
+        itself, so the statement is plain aggregates (hash joins) over the rows in scope."""
         conditions = [opportunities.c.pipeline_id == pipeline_id, opportunity_scope(principal)]
         if owner_id:
             conditions.append(opportunities.c.owner_id == owner_id)
@@ -231,39 +252,35 @@ class Repository:
         if until is not None:
             conditions.append(opportunities.c.created_at < until)
         opps = (select(opportunities.c.id, opportunities.c.stage_id, opportunities.c.amount,
-                       opportunities.c.currency).where(and_(*conditions)).cte("opps"))
-        # Each stay in a stage: when it began and when the next change ended it (NULL while current).
-        stays = (select(stage_history.c.opportunity_id, stage_history.c.to_stage_id.label("stage_id"),
-                        stage_history.c.changed_at.label("entered"),
-                        func.lead(stage_history.c.changed_at).over(
-                            partition_by=stage_history.c.opportunity_id,
-                            order_by=(stage_history.c.changed_at, stage_history.c.id)).label("left"))
-                 .join(opps, opps.c.id == stage_history.c.opportunity_id).cte("stays"))
-        # How far along the path (non-lost stages) each opportunity got.
-        furthest = (select(stays.c.opportunity_id, func.max(stages.c.position).label("position"))
-                    .join(stages, stages.c.id == stays.c.stage_id).where(stages.c.is_lost.is_(False))
-                    .group_by(stays.c.opportunity_id).cte("furthest"))
-        lost_entries = (select(func.count(func.distinct(stays.c.opportunity_id)))
-                        .join(stages, stages.c.id == stays.c.stage_id)
-                        .where(stages.c.is_lost.is_(True), stages.c.pipeline_id == pipeline_id))
+                       opportunities.c.currency, opportunities.c.furthest_position)
+                .where(and_(*conditions)).cte("opps"))
         current = (select(opps.c.stage_id, func.count().label("n"),
                           func.coalesce(func.sum(case((opps.c.currency == currency, opps.c.amount), else_=0)), 0)
                           .label("amount"))
                    .group_by(opps.c.stage_id).subquery("current"))
-        durations = (select(stays.c.stage_id,
-                            func.sum(func.extract("epoch", stays.c.left - stays.c.entered)).label("seconds"),
+        furthest = (select(opps.c.furthest_position.label("position"), func.count().label("n"))
+                    .group_by(opps.c.furthest_position).subquery("furthest"))
+        # Per stage: the opportunities whose furthest stage is this one or a later one (a join of
+        # the stages with the few grouped rows, one pass over the opportunities).
+        passed = (select(stages.c.id.label("stage_id"), func.sum(furthest.c.n).label("n"))
+                  .select_from(stages.join(furthest, furthest.c.position >= stages.c.position))
+                  .where(stages.c.pipeline_id == pipeline_id).group_by(stages.c.id).subquery("passed"))
+        durations = (select(stage_history.c.to_stage_id.label("stage_id"),
+                            func.sum(func.extract("epoch", stage_history.c.left_at - stage_history.c.changed_at))
+                            .label("seconds"),
                             func.count().label("ended"))
-                     .where(stays.c.left.is_not(None)).group_by(stays.c.stage_id).subquery("durations"))
-        reached = case(
-            (stages.c.is_lost, lost_entries.scalar_subquery()),
-            else_=select(func.count()).select_from(furthest)
-            .where(furthest.c.position >= stages.c.position).scalar_subquery())
+                     .join(opps, opps.c.id == stage_history.c.opportunity_id)
+                     .where(stage_history.c.left_at.is_not(None))
+                     .group_by(stage_history.c.to_stage_id).subquery("durations"))
+        # Lost is terminal: those that entered the lost stage are those in it now.
+        reached = case((stages.c.is_lost, func.coalesce(current.c.n, 0)), else_=func.coalesce(passed.c.n, 0))
         query = (select(stages.c.id, stages.c.name, stages.c.position, stages.c.is_won, stages.c.is_lost,
                         func.coalesce(current.c.n, 0).label("count"),
                         func.coalesce(current.c.amount, 0).label("amount"),
                         reached.label("reached"), durations.c.seconds, func.coalesce(durations.c.ended, 0)
                         .label("ended"))
                  .select_from(stages.outerjoin(current, current.c.stage_id == stages.c.id)
+                              .outerjoin(passed, passed.c.stage_id == stages.c.id)
                               .outerjoin(durations, durations.c.stage_id == stages.c.id))
                  .where(stages.c.pipeline_id == pipeline_id).order_by(stages.c.position))
         return list((await self.session.execute(query)).all())

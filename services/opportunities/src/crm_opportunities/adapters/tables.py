@@ -75,6 +75,12 @@ opportunities = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("closed_at", DateTime(timezone=True)),
     Column("created_by", Text, nullable=False, server_default=""),
+    # The lead it was converted from (migration 0002): one opportunity per lead.
+    Column("lead_id", Uuid),
+    # The funnel (migration 0002): the position of the furthest non-lost stage it ever entered,
+    # kept by every stage change, so "reached" needs no pass over the history.
+    Column("furthest_position", Integer, nullable=False, server_default="0"),
+    Index("opportunities_lead", "lead_id", unique=True, postgresql_where=text("lead_id IS NOT NULL")),
     Index("opportunities_created_id", "created_at", "id"),
     # The funnel: one pipeline, a period of creation.
     Index("opportunities_pipeline_created", "pipeline_id", "created_at"),
@@ -92,7 +98,10 @@ stage_history = Table(
     Column("to_stage_id", Uuid, ForeignKey("stages.id"), nullable=False),
     Column("changed_by", Text, nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # The funnel's window over each opportunity's history, in order.
+    # When the stay that began here ended (the next change's time); NULL while current. Set by the
+    # next change (migration 0002), so days in stage need no window over the history.
+    Column("left_at", DateTime(timezone=True)),
+    # Each opportunity's history, in order.
     Index("stage_history_opportunity", "opportunity_id", "changed_at", "id"),
 )
 
@@ -119,7 +128,41 @@ quotes = Table(
     Column("sent_at", DateTime(timezone=True)),
     Column("decided_at", DateTime(timezone=True)),
     Column("created_by", Text, nullable=False, server_default=""),
+    # The requirement request it answers (migration 0002).
+    Column("requirement_request_id", Uuid),
     UniqueConstraint("opportunity_id", "quote_version", name="quotes_opportunity_version"),
     Index("quotes_created_id", "created_at", "id"),
     Index("quotes_owner", "owner_id"),
+)
+
+# Requirement requests (需求申請, R-OPP-02), migration 0002.
+requirement_requests = Table(
+    "requirement_requests", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("opportunity_id", Uuid, ForeignKey("opportunities.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", Uuid, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("specification", Text, nullable=False),
+    Column("quantity", Numeric(18, 4), nullable=False),
+    Column("unit", Text, nullable=False, server_default=""),
+    Column("target_price", Numeric(18, 4)),
+    Column("currency", Text, nullable=False),
+    Column("requested_date", Date),
+    # [{name, size_bytes, content_type, url}]: metadata only, the files live in object storage.
+    Column("attachments", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("status", Text, nullable=False),
+    Column("reviewer_id", Text, nullable=False, server_default=""),
+    Column("review_notes", Text, nullable=False, server_default=""),
+    Column("quote_id", Uuid),
+    Column("owner_id", Text, nullable=False),
+    Column("team_id", Text, nullable=False, server_default=""),
+    Column("department_path", Text, nullable=False, server_default="/"),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("created_by", Text, nullable=False, server_default=""),
+    Index("requirement_requests_created_id", "created_at", "id"),
+    Index("requirement_requests_opportunity", "opportunity_id"),
+    Index("requirement_requests_status", "status"),
 )

@@ -48,7 +48,8 @@ def opportunity_to_pb(o: Opportunity) -> pb.Opportunity:
         status=pb.OpportunityStatus.Value(f"OPPORTUNITY_STATUS_{o.status.value.upper()}"),
         lost_reason=o.lost_reason, lost_note=o.lost_note, owner_id=o.owner_id, team_id=o.team_id,
         department_path=o.department_path, version=o.version, create_time=ts(o.created_at),
-        update_time=ts(o.updated_at), close_time=ts(o.closed_at), created_by=o.created_by)
+        update_time=ts(o.updated_at), close_time=ts(o.closed_at), created_by=o.created_by,
+        lead_id=str(o.lead_id) if o.lead_id else "")
 
 
 def stage_change_to_pb(c: StageChange) -> pb.StageChange:
@@ -71,4 +72,5 @@ def quote_to_pb(q: Quote, today: dt.date) -> pb.Quote:
         net_total=money(q.totals.net, q.currency), tax_total=money(q.totals.tax, q.currency),
         gross_total=money(q.totals.gross, q.currency), valid_until=q.valid_until.isoformat(),
         owner_id=q.owner_id, team_id=q.team_id, department_path=q.department_path, create_time=ts(q.created_at),
-        send_time=ts(q.sent_at), decide_time=ts(q.decided_at), created_by=q.created_by, note=q.note)
+        send_time=ts(q.sent_at), decide_time=ts(q.decided_at), created_by=q.created_by, note=q.note,
+        requirement_request_id=str(q.requirement_request_id) if q.requirement_request_id else "")

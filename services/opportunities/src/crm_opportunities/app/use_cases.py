@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from crm.opportunities.v1 import events_pb2 as ev
 from crm_opportunities.adapters.repository import Repository
+from crm_opportunities.app import requirements
 from crm_opportunities.app.messages import opportunity_to_pb, quote_to_pb
 from crm_opportunities.domain import funnel as funnel_maths
 from crm_opportunities.domain import model
@@ -111,6 +114,8 @@ class NewOpportunity:
     expected_close_date: dt.date | None
     owner_id: str = ""
     team_id: str = ""
+    # Converted from this lead: one opportunity per lead, so a retried conversion gets it back.
+    lead_id: uuid.UUID | None = None
 
 
 async def create_opportunity(uow: UnitOfWork, principal: Principal, new: NewOpportunity) -> Opportunity:
@@ -122,6 +127,13 @@ async def create_opportunity(uow: UnitOfWork, principal: Principal, new: NewOppo
     amount = parse_decimal(new.amount, "amount", default="0", places=2)
     currency = parse_currency(new.currency or "CNY", "amount.currency")
     repo = Repository(uow.session)
+    if new.lead_id is not None:
+        existing = await repo.by_lead(new.lead_id)
+        if existing is not None:
+            if await repo.get(principal, existing.id) is None:
+                raise AlreadyExists("the lead was already converted into an opportunity you cannot see",
+                                    reason="LEAD_HAS_OPPORTUNITY")
+            return existing
     pipeline = await _pipeline(repo, new.pipeline_id)
     stage = pipeline.first_open
     owner = new.owner_id or principal.subject
@@ -130,12 +142,21 @@ async def create_opportunity(uow: UnitOfWork, principal: Principal, new: NewOppo
         raise PermissionDenied("you may not assign an opportunity to this owner or team",
                                reason="ASSIGNMENT_OUT_OF_SCOPE")
     now = _now()
-    opportunity = await repo.add(Opportunity(
+    draft = Opportunity(
         id=new_id(), customer_id=new.customer_id, name=name, pipeline_id=pipeline.id, stage_id=stage.id,
         amount=amount, currency=currency,
         probability=model.check_probability(new.probability) if new.probability else stage.default_probability,
         expected_close_date=new.expected_close_date, owner_id=owner, team_id=team,
-        department_path=principal.department_path, created_by=principal.subject))
+        department_path=principal.department_path, created_by=principal.subject, lead_id=new.lead_id)
+    try:
+        async with uow.session.begin_nested():
+            opportunity = await repo.add(draft)
+    except IntegrityError:
+        # A concurrent conversion of the same lead won the race: answer with its opportunity.
+        existing = await repo.by_lead(new.lead_id) if new.lead_id else None
+        if existing is None or await repo.get(principal, existing.id) is None:
+            raise
+        return existing
     await repo.record_stage_change(StageChange(opportunity.id, None, stage.id, principal.subject, now))
     uow.emit(ev.OpportunityCreated(opportunity=opportunity_to_pb(opportunity)), subject_id=str(opportunity.id))
     await uow.commit()
@@ -222,7 +243,8 @@ async def stage_history(uow: UnitOfWork, principal: Principal, opportunity_id: u
 
 
 async def create_quote(uow: UnitOfWork, principal: Principal, opportunity_id: uuid.UUID, currency: str,
-                       lines: list[LineInput], valid_until: dt.date | None, note: str = "") -> Quote:
+                       lines: list[LineInput], valid_until: dt.date | None, note: str = "",
+                       requirement_request_id: uuid.UUID | None = None) -> Quote:
     if valid_until is None:
         raise InvalidArgument.of("valid_until", "is required")
     if not lines:
@@ -242,7 +264,11 @@ async def create_quote(uow: UnitOfWork, principal: Principal, opportunity_id: uu
         quote_version=await repo.next_quote_version(opportunity.id), status=QuoteStatus.DRAFT,
         currency=parse_currency(currency or opportunity.currency), lines=priced, totals=totals(list(priced)),
         valid_until=valid_until, owner_id=opportunity.owner_id, team_id=opportunity.team_id,
-        department_path=opportunity.department_path, note=note.strip()[:2000], created_by=principal.subject))
+        department_path=opportunity.department_path, note=note.strip()[:2000], created_by=principal.subject,
+        requirement_request_id=requirement_request_id))
+    if requirement_request_id is not None:
+        # R-OPP-02: the request it answers must be feasible; it becomes quoted with this quote.
+        await requirements.mark_quoted(uow, principal, requirement_request_id, opportunity.id, quote.id)
     await uow.commit()
     return quote
 

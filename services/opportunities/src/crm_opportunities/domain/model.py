@@ -112,6 +112,7 @@ class Opportunity:
     updated_at: dt.datetime | None = None
     closed_at: dt.datetime | None = None
     created_by: str = ""
+    lead_id: uuid.UUID | None = None
 
 
 def check_version(opportunity: Opportunity, expected_version: int) -> None:
@@ -198,6 +199,7 @@ class Quote:
     decided_at: dt.datetime | None = None
     created_by: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    requirement_request_id: uuid.UUID | None = None
 
     def effective_status(self, today: dt.date) -> QuoteStatus:
         """A sent quote past its valid_until is expired, whether or not anyone stored it so."""
