@@ -55,4 +55,9 @@ deploy-check: helm bootstrap ## Lint and validate the Helm charts, Dockerfile an
 images: ## Build the container images (needs a Docker engine)
 	docker build --build-arg PACKAGE=crm-customers -t crm-customers .
 	docker build --build-arg PACKAGE=crm-opportunities -t crm-opportunities .
+	docker build --build-arg PACKAGE=crm-contracts -t crm-contracts .
+	docker build --build-arg PACKAGE=crm-orders -t crm-orders .
+	docker build --build-arg PACKAGE=crm-billing -t crm-billing .
+	docker build --build-arg PACKAGE=crm-notifications -t crm-notifications .
+	docker build --build-arg PACKAGE=crm-sap -t crm-sap .
 	docker build --build-arg PACKAGE=crm-gateway -t crm-gateway .

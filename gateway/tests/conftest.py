@@ -26,6 +26,9 @@ IDENTITY_ADMIN_PASSWORD, two signing keys):
     id_app / id_client   a second gateway app that takes tokens from identity (and the static key)
     login(user, pw)      POST /api/v1/auth/token (password grant) -> access token
     id_auth(token)       {"Authorization": "Bearer ..."}
+
+The orders service runs in-process too (`orders_target`); `orders_sessions` is its database, for
+tests that feed its event handlers (contract copies, billing read model) directly.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -46,9 +49,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import text
 
+from crm.contracts.v1 import contracts_pb2_grpc
 from crm.customers.v1 import customers_pb2, customers_pb2_grpc
 from crm.identity.v1 import identity_pb2_grpc
+from crm.notifications.v1 import notifications_pb2_grpc
 from crm.opportunities.v1 import opportunities_pb2_grpc
+from crm.orders.v1 import orders_pb2_grpc
+from crm_contracts.adapters.grpc_api import ContractsServicer
+from crm_contracts.adapters.static_org import StaticOrg
+from crm_contracts.main import SERVICE_NAME as CONTRACTS_SERVICE
+from crm_contracts.main import migrate as migrate_contracts
 from crm_customers.adapters.grpc_api import CustomersServicer
 from crm_customers.domain.tax_id import uscc_check_char
 from crm_customers.main import migrate
@@ -62,9 +72,15 @@ from crm_identity.app import org as identity_org
 from crm_identity.app.credentials import SigningKeys
 from crm_identity.app.tokens import TokenConfig
 from crm_identity.main import migrate as migrate_identity
+from crm_notifications.adapters.grpc_api import SERVICE_NAME as NOTIFICATIONS_SERVICE
+from crm_notifications.adapters.grpc_api import NotificationsServicer
+from crm_notifications.main import migrate as migrate_notifications
 from crm_opportunities.adapters.grpc_api import OpportunitiesServicer
 from crm_opportunities.main import SERVICE_NAME as OPPORTUNITIES_SERVICE
 from crm_opportunities.main import migrate as migrate_opportunities
+from crm_orders.adapters.grpc_api import OrdersServicer
+from crm_orders.main import SERVICE_NAME as ORDERS_SERVICE
+from crm_orders.main import migrate as migrate_orders
 from crmkit import telemetry
 from crmkit.auth import Principal, PrincipalVerifier
 from crmkit.auth.keys import KeyPair, generate_keypair, jwks_of
@@ -207,14 +223,166 @@ async def opportunities_target(postgres_server: Any, principal_keys: KeyPair,
     await engine.dispose()
 
 
+# ------------------------------------------------------------------------------ contracts service
+
+
+@pytest.fixture(scope="session")
+def contracts_org() -> StaticOrg:
+    """The org chart the contracts service resolves approvers from; tests add their people."""
+    return StaticOrg()
+
+
+@pytest.fixture(scope="session")
+async def contracts_target(postgres_server: Any, principal_keys: KeyPair, contracts_org: StaticOrg,
+                           span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    engine = create_engine(fresh_database(postgres_server, "gateway_contracts", migrate_contracts), pool_size=5)
+    server = GrpcServer("contracts", PrincipalVerifier(principal_keys.public_pem))
+    server.add(contracts_pb2_grpc.add_ContractsServiceServicer_to_server,
+               ContractsServicer(session_factory(engine), contracts_org), CONTRACTS_SERVICE)
+    port = await server.start("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+    await engine.dispose()
+
+
+# --------------------------------------------------------------------------------- orders service
+
+
+@pytest.fixture(scope="session")
+async def orders_sessions(postgres_server: Any) -> AsyncIterator[Any]:
+    """The orders database; tests feed its consumers' handlers directly (contract copies)."""
+    engine = create_engine(fresh_database(postgres_server, "gateway_orders", migrate_orders), pool_size=5)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def orders_target(orders_sessions: Any, principal_keys: KeyPair,
+                        span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    server = GrpcServer("orders", PrincipalVerifier(principal_keys.public_pem))
+    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersServicer(orders_sessions), ORDERS_SERVICE)
+    port = await server.start("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+# -------------------------------------------------------------------------------- billing service
+
+
+@pytest.fixture(scope="session")
+async def billing_sessions(postgres_server: Any) -> AsyncIterator[Any]:
+    """The billing database; tests feed its consumers' handlers directly (contracts, SAP documents)."""
+    from crm_billing.main import migrate as migrate_billing
+
+    engine = create_engine(fresh_database(postgres_server, "gateway_billing", migrate_billing), pool_size=5)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def billing_target(billing_sessions: Any, principal_keys: KeyPair,
+                         span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    from crm.billing.v1 import billing_pb2_grpc
+    from crm_billing.adapters.grpc_api import SERVICE_NAME as BILLING_SERVICE
+    from crm_billing.adapters.grpc_api import BillingServicer
+
+    server = GrpcServer("billing", PrincipalVerifier(principal_keys.public_pem))
+    server.add(billing_pb2_grpc.add_BillingServiceServicer_to_server, BillingServicer(billing_sessions),
+               BILLING_SERVICE)
+    port = await server.start("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+# ------------------------------------------------------------------------- SAP integration
+
+
+@pytest.fixture(scope="session")
+def sap_simulator() -> Iterator[str]:
+    """The S/4HANA simulator on loopback: the SAP integration's drift report asks it."""
+    from crm_sap_simulator.app import Simulator
+    from crm_sap_simulator.testing import running
+
+    with running(Simulator(user="CRM_INTEGRATION", password="sim", client="100")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def sap_sessions(postgres_server: Any) -> AsyncIterator[Any]:
+    """The SAP integration's database; tests feed its handlers and outbound worker directly."""
+    from crm_sap.main import migrate as migrate_sap
+
+    engine = create_engine(fresh_database(postgres_server, "gateway_sap", migrate_sap), pool_size=5)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def sap_target(sap_sessions: Any, sap_simulator: str, principal_keys: KeyPair,
+                     span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    from crm.sap.v1 import sap_pb2_grpc
+    from crm_sap.adapters.grpc_api import SapIntegrationServicer
+    from crm_sap.adapters.odata import ODataClient
+    from crm_sap.main import SERVICE_NAME as SAP_SERVICE
+
+    sap = ODataClient(sap_simulator, "CRM_INTEGRATION", "sim", sap_client="100")
+    server = GrpcServer("sap", PrincipalVerifier(principal_keys.public_pem))
+    server.add(sap_pb2_grpc.add_SapIntegrationServiceServicer_to_server, SapIntegrationServicer(sap_sessions, sap),
+               SAP_SERVICE)
+    port = await server.start("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+    await sap.aclose()
+
+
+# -------------------------------------------------------------------- notifications service
+
+
+@pytest.fixture(scope="session")
+def notifications_database_url(postgres_server: Any) -> str:
+    return fresh_database(postgres_server, "gateway_notifications", migrate_notifications)
+
+
+@pytest.fixture(scope="session")
+async def notifications_sessions(notifications_database_url: str) -> AsyncIterator[Any]:
+    engine = create_engine(notifications_database_url, pool_size=5)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def notifications_target(notifications_sessions: Any, notifications_database_url: str, principal_keys: KeyPair,
+                               nats_server: Any, span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    """The notifications service in-process, its outbox relayed to NATS (inbox items reach the
+    gateway's event streams); tests create items through its event handler."""
+    server = GrpcServer("notifications", PrincipalVerifier(principal_keys.public_pem))
+    server.add(notifications_pb2_grpc.add_NotificationsServiceServicer_to_server,
+               NotificationsServicer(notifications_sessions), NOTIFICATIONS_SERVICE)
+    port = await server.start("127.0.0.1:0")
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_service_stream(js, "notifications", 1)
+    relay = asyncio.create_task(OutboxRelay(notifications_database_url, js, "notifications",
+                                            idle_poll_seconds=0.1).run())
+    yield f"127.0.0.1:{port}"
+    relay.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await relay
+    await nc.close()
+    await server.stop(0)
+
+
 # --------------------------------------------------------------------------------- gateway
 
 
 @pytest.fixture(scope="session")
-def gateway_settings(customers_target: str, opportunities_target: str, nats_server: Any, token_keys: KeyPair,
+def gateway_settings(customers_target: str, opportunities_target: str, orders_target: str, contracts_target: str,
+                     billing_target: str, sap_target: str, nats_server: Any, token_keys: KeyPair,
                      principal_keys: KeyPair) -> GatewaySettings:
     return GatewaySettings(
-        customers_target=customers_target, opportunities_target=opportunities_target, nats_url=nats_server.url,
+        customers_target=customers_target, opportunities_target=opportunities_target, orders_target=orders_target,
+        contracts_target=contracts_target, billing_target=billing_target, sap_target=sap_target,
+        nats_url=nats_server.url,
         jwt_jwks=jwks_of(token_keys.public_pem),
         jwt_issuer=ISSUER, jwt_audience=AUDIENCE, principal_private_key=principal_keys.private_pem,
         max_body_bytes=MAX_BODY_BYTES, rpc_deadline_seconds=10.0,

@@ -185,3 +185,16 @@ async def test_api_key_exchanges_are_cached_briefly_and_dropped_on_revocation():
     assert len(exchanged) == 3
     cache.forget_client("pc_1")
     assert len(cache) == 0
+
+
+def test_an_errors_metadata_never_replaces_the_standard_problem_members():
+    import json
+
+    from crm_gateway.problems import problem
+
+    response = problem(409, "the contract is pending approval", reason="CONTRACT_PENDING", extra={
+        "status": "pending_approval", "type": "x", "detail": "y", "trace_id": "z", "contract_id": "c-1"})
+    body = json.loads(response.body)
+    assert (body["status"], body["type"], body["detail"]) == (409, "/problems/contract-pending",
+                                                              "the contract is pending approval")
+    assert body["contract_id"] == "c-1" and body["trace_id"] != "z"

@@ -268,7 +268,8 @@ async def test_sign_in_attempts_are_throttled_per_address(id_settings, assert_pr
         answers = [await c.post("/api/v1/auth/token", data=guess) for _ in range(3)]
     assert [a.status_code for a in answers] == [401, 401, 429]
     body = assert_problem(answers[2], 429, reason="RATE_LIMITED")
-    assert "sign-in attempts" in body["detail"] and int(answers[2].headers["retry-after"]) == 30
+    # 2 a minute: the next attempt is due half a minute after the first (less the time the test took)
+    assert "sign-in attempts" in body["detail"] and 25 <= int(answers[2].headers["retry-after"]) <= 30
 
 
 async def test_denied_access_is_published(id_client, id_settings, token, eventually):
@@ -289,15 +290,19 @@ async def test_denied_access_is_published(id_client, id_settings, token, eventua
         anonymous = await id_client.get("/api/v1/users/abc")
         assert anonymous.status_code == 401
 
+        # Other tests' denials, published a moment later, may land here too: pick out these two.
+        def anonymous_on_users() -> list[events_pb2.AccessDenied]:
+            return [e for e in seen if e.path == "/api/v1/users/{user_id}" and e.status == 401]
+
         async def both() -> bool:
-            return len([e for e in seen if e.actor == "mkt-denied" or e.path == "/api/v1/users/{user_id}"]) >= 2
+            return any(e.actor == "mkt-denied" for e in seen) and bool(anonymous_on_users())
 
         await eventually(both)
         denied = next(e for e in seen if e.actor == "mkt-denied")
         assert (denied.method, denied.path, denied.status, denied.reason) == (
             "POST", "/api/v1/customers", 403, "PERMISSION_DENIED")
-        missing = next(e for e in seen if e.path == "/api/v1/users/{user_id}")
-        assert (missing.actor, missing.status, missing.reason) == ("", 401, "MISSING_TOKEN")
+        missing = anonymous_on_users()[0]
+        assert (missing.actor, missing.method, missing.reason) == ("", "GET", "MISSING_TOKEN")
         assert all(bearer not in e.SerializeToString().decode(errors="ignore") for e in seen)
     finally:
         await sub.unsubscribe()

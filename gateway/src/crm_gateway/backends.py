@@ -5,12 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm.billing.v1 import billing_pb2_grpc
+from crm.contracts.v1 import contracts_pb2_grpc
 from crm.customers.v1 import customers_pb2_grpc
 from crm.identity.v1 import identity_pb2_grpc
+from crm.notifications.v1 import notifications_pb2_grpc
 from crm.opportunities.v1 import opportunities_pb2_grpc
+from crm.orders.v1 import orders_pb2_grpc
+from crm.sap.v1 import sap_pb2_grpc
 
 BACKENDS: dict[str, Any] = {
+    "billing": billing_pb2_grpc.BillingServiceStub,
+    "contracts": contracts_pb2_grpc.ContractsServiceStub,
     "customers": customers_pb2_grpc.CustomersServiceStub,
     "identity": identity_pb2_grpc.IdentityServiceStub,
+    "notifications": notifications_pb2_grpc.NotificationsServiceStub,
     "opportunities": opportunities_pb2_grpc.OpportunitiesServiceStub,
+    "orders": orders_pb2_grpc.OrdersServiceStub,
+    "sap": sap_pb2_grpc.SapIntegrationServiceStub,
 }

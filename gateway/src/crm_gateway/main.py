@@ -27,7 +27,20 @@ from crm_gateway.idempotency import IdempotencyStore, open_store
 from crm_gateway.jwks import KeyRing
 from crm_gateway.ratelimit import RateLimiter
 from crm_gateway.revocations import DenySet, RevocationFollower
-from crm_gateway.routes import auth, customers, identity, imports, opportunities
+from crm_gateway.routes import (
+    auth,
+    billing,
+    contracts,
+    customers,
+    duplicates,
+    identity,
+    imports,
+    integrations,
+    leads,
+    notifications,
+    opportunities,
+    orders,
+)
 from crm_gateway.settings import GatewaySettings
 from crmkit import telemetry
 from crmkit.auth import PrincipalSigner
@@ -38,7 +51,8 @@ from crmkit.grpc.status import from_rpc_error
 log = logging.getLogger(__name__)
 
 # Each routes module has a `router`; the order is the order of the OpenAPI document.
-ROUTES = (auth, imports, customers, identity, opportunities)
+ROUTES = (auth, imports, duplicates, customers, leads, identity, opportunities, contracts, orders, billing,
+          notifications, integrations)
 
 DESCRIPTION = """Lead-to-cash CRM for B2B manufacturers of customised products.
 

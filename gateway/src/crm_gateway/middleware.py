@@ -22,6 +22,9 @@ FORM_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke"})
 # R-CUS-03: the import upload is a file (multipart/form-data), the only one under /api.
 _MULTIPART = "multipart/form-data"
 MULTIPART_PATHS = frozenset({"/api/v1/imports"})
+# R-CUS-03: the chunks of a resumable import upload (PUT …/uploads/{id}) are raw bytes.
+_OCTETS = "application/octet-stream"
+UPLOAD_CHUNK_PREFIX = "/api/v1/imports/uploads/"
 # Actions without a body (commit, revert an import): an empty body needs no content type.
 # Denied answers that become crm.identity.access.denied events; failed sign-ins are not among
 # them: identity records those itself (crm.identity.signin.failed).
@@ -103,7 +106,8 @@ def _refuse_content_type(path: str, headers: Headers) -> Response | None:
     media = headers.get("content-type", "").split(";")[0].strip().lower()
     empty = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
     oauth = path in FORM_PATHS and (media == _FORM or (not media and empty))
-    upload = path in MULTIPART_PATHS and media == _MULTIPART
+    upload = (path in MULTIPART_PATHS and media == _MULTIPART) or \
+        (path.startswith(UPLOAD_CHUNK_PREFIX) and media == _OCTETS)
     # Actions such as /commit or /won carry no body; the route's schema decides if one is due.
     bodyless = not media and empty
     if media in _JSON_TYPES or oauth or upload or bodyless:

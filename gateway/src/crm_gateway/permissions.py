@@ -26,12 +26,28 @@ CUSTOMERS_EXPORT = "customers.export"
 INDUSTRIES_MANAGE = "industries.manage"
 OPPORTUNITIES_READ = "opportunities.read"
 OPPORTUNITIES_WRITE = "opportunities.write"
+ORDERS_READ = "orders.read"
+ORDERS_WRITE = "orders.write"
+CONTRACTS_READ = "contracts.read"
+CONTRACTS_WRITE = "contracts.write"
+CONTRACTS_APPROVE = "contracts.approve"
 ORG_READ = "org.read"
 ORG_MANAGE = "org.manage"
 CLIENTS_MANAGE = "clients.manage"
 AUDIT_READ = "audit.read"
+NOTIFICATIONS_MANAGE = "notifications.manage"
+WEBHOOKS_MANAGE = "webhooks.manage"
+LEADS_READ = "leads.read"
+LEADS_WRITE = "leads.write"
+LEADS_ASSIGN = "leads.assign"
+BILLING_READ = "billing.read"
+BILLING_WRITE = "billing.write"
+INTEGRATIONS_READ = "integrations.read"
+INTEGRATIONS_MANAGE = "integrations.manage"
 
 VOCABULARY: dict[str, str] = {
+    INTEGRATIONS_READ: "read the SAP sync state, sync log and drift reports",
+    INTEGRATIONS_MANAGE: "retry and replay SAP sync records",
     CUSTOMERS_READ: "read customers, contacts, follow-ups, tags and industries in the data scope",
     CUSTOMERS_WRITE: "create and change customers, contacts and follow-ups",
     CUSTOMERS_DELETE: "delete customers",
@@ -39,10 +55,22 @@ VOCABULARY: dict[str, str] = {
     INDUSTRIES_MANAGE: "extend the industry list",
     OPPORTUNITIES_READ: "read pipelines, opportunities, quotes and the funnel in the data scope",
     OPPORTUNITIES_WRITE: "create and move opportunities; create, send, accept and reject quotes",
+    ORDERS_READ: "read sales orders, deliveries and the order overview in the data scope",
+    ORDERS_WRITE: "place, cancel, confirm and close sales orders; record deliveries",
+    CONTRACTS_READ: "read contracts, versions, receivable plans, approval steps and rules, renewals in the data scope",
+    CONTRACTS_WRITE: "draft, edit, submit, sign, amend and terminate contracts; set receivable plans",
+    CONTRACTS_APPROVE: "decide approval steps assigned to you (or delegated to you); name delegates",
     ORG_READ: "read users, departments, teams and roles",
     ORG_MANAGE: "create and change users, departments, teams and roles; reset passwords",
     CLIENTS_MANAGE: "register partner clients and issue or revoke their API keys",
     AUDIT_READ: "read and verify the audit trail",
+    NOTIFICATIONS_MANAGE: "edit notification rules; read the delivery log and replay deliveries",
+    WEBHOOKS_MANAGE: "manage outbound webhook subscriptions; read and replay their deliveries",
+    LEADS_READ: "read leads and the lead attribution report in the data scope",
+    LEADS_WRITE: "create, assign by hand and convert leads",
+    LEADS_ASSIGN: "edit the lead assignment rules",
+    BILLING_READ: "read invoices, payments, allocations, statements and aging in the data scope",
+    BILLING_WRITE: "create invoices, record and allocate payments, draft, issue and settle statements",
 }
 
 

@@ -111,7 +111,8 @@ def problem(status: int, detail: str, *, reason: str, instance: str = "",
     if violations:
         body["errors"] = [{"field": v.field, "message": v.description} for v in violations]
     if extra:
-        body.update(extra)
+        # An error's metadata adds members; it never replaces the standard ones (RFC 9457 §3.1).
+        body.update({k: v for k, v in extra.items() if k not in body and k != "trace_id"})
     body["trace_id"] = current_trace_id()
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

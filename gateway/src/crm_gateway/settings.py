@@ -13,8 +13,18 @@ class GatewaySettings(CommonSettings):
     customers_target: str = "127.0.0.1:50051"
     # host:port of the opportunities service; without it its routes answer 503.
     opportunities_target: str = ""
+    # host:port of the orders service; without it its routes answer 503.
+    orders_target: str = ""
+    # host:port of the contracts service; without it its routes answer 503.
+    contracts_target: str = ""
     # host:port of the identity service: token issuing, its JWKS, the org and audit admin API.
     identity_target: str = ""
+    # host:port of the billing service; without it its routes answer 503.
+    billing_target: str = ""
+    # host:port of the notifications service; without it its routes answer 503.
+    notifications_target: str = ""
+    # host:port of the SAP integration; without it its routes answer 503.
+    sap_target: str = ""
     # A static JWKS trusted in addition to identity's (tests, air-gapped setups, a development
     # key); without an identity target it is the only one.
     jwt_jwks: SecretStr | None = None

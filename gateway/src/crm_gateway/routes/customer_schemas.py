@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
+
+from crm_gateway.routes.common_schemas import Money, Strict
 
 Origin = Literal["domestic", "foreign"]
 CustomerStatus = Literal["active", "changed", "deregistered"]
@@ -14,10 +16,6 @@ LifecycleStage = Literal["lead", "prospect", "customer", "churned"]
 AddressKind = Literal["registered", "billing", "shipping", "office"]
 FollowUpKind = Literal["call", "visit", "email", "wechat", "meeting", "other"]
 CustomerSort = Literal["name", "-name", "create_time", "-create_time", "update_time", "-update_time"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Address(Strict):
@@ -66,6 +64,8 @@ class CustomerPatch(Strict):
 class Customer(CustomerFields):
     id: str
     department_path: str
+    tier: str = Field("", description="A, B or C by cumulative signed amount (R-CUS-06); empty before any contract")
+    signed_amount: Money | None = Field(None, description="Cumulative signed amount that sets the tier")
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime

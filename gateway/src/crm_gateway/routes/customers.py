@@ -75,7 +75,9 @@ def _customer_json(m: pb.Customer) -> s.Customer:
                              line=a.line, city=a.city, province=a.province, country=a.country,
                              postal_code=a.postal_code) for a in m.addresses],
         version=m.version, created_at=m.create_time.ToDatetime(UTC), updated_at=m.update_time.ToDatetime(UTC),
-        created_by=m.created_by)
+        created_by=m.created_by, tier=m.tier,
+        signed_amount=s.Money(amount=m.signed_amount.amount, currency=m.signed_amount.currency)
+        if m.signed_amount.amount else None)
 
 
 def _contact_json(m: pb.Contact) -> s.Contact:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from crm_gateway.routes.common_schemas import Strict
 
 DataScope = Literal["own", "team", "department", "all", "signed"]
 UserStatus = Literal["active", "disabled"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # Users ---------------------------------------------------------------------------------------

@@ -317,3 +317,154 @@ class StatementDisputed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StatementDisputed: _TypeAlias = StatementDisputed  # noqa: Y015
+
+@_typing.final
+class PaymentAllocated(_message.Message):
+    """Part of a payment was allocated by hand to an invoice or an instalment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    ALLOCATION_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    UNALLOCATED_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    AUTOMATIC_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    allocation_id: _builtins.str
+    target_kind: _builtins.str
+    """"invoice" or "instalment"."""
+    target_id: _builtins.str
+    customer_id: _builtins.str
+    automatic: _builtins.bool
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def unallocated(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        allocation_id: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        unallocated: _money_pb2.Money | None = ...,
+        customer_id: _builtins.str = ...,
+        automatic: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "unallocated", b"unallocated"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_id", b"allocation_id", "amount", b"amount", "automatic", b"automatic", "customer_id", b"customer_id", "payment_id", b"payment_id", "target_id", b"target_id", "target_kind", b"target_kind", "unallocated", b"unallocated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentAllocated: _TypeAlias = PaymentAllocated  # noqa: Y015
+
+@_typing.final
+class InvoiceCancelled(_message.Message):
+    """An invoice or credit note was cancelled (a cancelled SAP billing document); its allocations
+    were released.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    SAP_BILLING_DOCUMENT_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    invoice_number: _builtins.str
+    customer_id: _builtins.str
+    sap_billing_document: _builtins.str
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        invoice_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        sap_billing_document: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "invoice_id", b"invoice_id", "invoice_number", b"invoice_number", "sap_billing_document", b"sap_billing_document"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvoiceCancelled: _TypeAlias = InvoiceCancelled  # noqa: Y015
+
+@_typing.final
+class StatementDrafted(_message.Message):
+    """A reconciliation statement was drafted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENT_ID_FIELD_NUMBER: _builtins.int
+    STATEMENT_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    CLOSING_BALANCE_FIELD_NUMBER: _builtins.int
+    statement_id: _builtins.str
+    statement_number: _builtins.str
+    customer_id: _builtins.str
+    period_start: _builtins.str
+    period_end: _builtins.str
+    @_builtins.property
+    def closing_balance(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        statement_id: _builtins.str = ...,
+        statement_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        period_start: _builtins.str = ...,
+        period_end: _builtins.str = ...,
+        closing_balance: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closing_balance", b"closing_balance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closing_balance", b"closing_balance", "customer_id", b"customer_id", "period_end", b"period_end", "period_start", b"period_start", "statement_id", b"statement_id", "statement_number", b"statement_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatementDrafted: _TypeAlias = StatementDrafted  # noqa: Y015
+
+@_typing.final
+class StatementDisputeResolved(_message.Message):
+    """A disputed statement line was resolved."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENT_ID_FIELD_NUMBER: _builtins.int
+    STATEMENT_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    LINE_ID_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    ALL_RESOLVED_FIELD_NUMBER: _builtins.int
+    statement_id: _builtins.str
+    statement_number: _builtins.str
+    customer_id: _builtins.str
+    line_id: _builtins.str
+    resolution: _builtins.str
+    all_resolved: _builtins.bool
+    """True when every disputed line is resolved."""
+    def __init__(
+        self,
+        *,
+        statement_id: _builtins.str = ...,
+        statement_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        line_id: _builtins.str = ...,
+        resolution: _builtins.str = ...,
+        all_resolved: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_resolved", b"all_resolved", "customer_id", b"customer_id", "line_id", b"line_id", "resolution", b"resolution", "statement_id", b"statement_id", "statement_number", b"statement_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatementDisputeResolved: _TypeAlias = StatementDisputeResolved  # noqa: Y015

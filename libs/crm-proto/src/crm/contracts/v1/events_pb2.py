@@ -27,7 +27,7 @@ from crm.common.v1 import options_pb2 as crm_dot_common_dot_v1_dot_options__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63rm/contracts/v1/events.proto\x12\x10\x63rm.contracts.v1\x1a\x19\x63rm/common/v1/money.proto\x1a\x1b\x63rm/common/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x03\n\x0e\x43ontractSigned\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12-\n\tsign_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08owner_id\x18\x06 \x01(\t\x12\x16\n\x0eopportunity_id\x18\x07 \x01(\t\x12\x10\n\x08quote_id\x18\x08 \x01(\t\x12-\n\x05lines\x18\t \x03(\x0b\x32\x1e.crm.contracts.v1.ContractLine\x12\x31\n\x0binstalments\x18\n \x03(\x0b\x32\x1c.crm.contracts.v1.Instalment\x12\x12\n\nstart_date\x18\x0b \x01(\t\x12\x10\n\x08\x65nd_date\x18\x0c \x01(\t\x12\x15\n\rcustomer_name\x18\r \x01(\t\x12\x17\n\x0f\x64\x65partment_path\x18\x0e \x01(\t\x12\x10\n\x08team_ids\x18\x0f \x03(\t:!\x8a\xb5\x18\x1d\x63rm.contracts.contract.signed\"\xc9\x01\n\x0c\x43ontractLine\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\x15\n\rspecification\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\t\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12(\n\nunit_price\x18\x06 \x01(\x0b\x32\x14.crm.common.v1.Money\x12$\n\x06\x61mount\x18\x07 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\x10\n\x08tax_rate\x18\x08 \x01(\t\"|\n\nInstalment\x12\x15\n\rinstalment_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x05\x12\x10\n\x08\x64ue_date\x18\x03 \x01(\t\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\r\n\x05label\x18\x05 \x01(\t\"\xda\x01\n\x11\x43ontractSubmitted\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\x14\n\x0csubmitter_id\x18\x05 \x01(\t\x12\x0f\n\x07rule_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05:$\x8a\xb5\x18 crm.contracts.contract.submitted\"\xa7\x02\n\x14\x41pprovalStepAssigned\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x0f\n\x07step_id\x18\x03 \x01(\t\x12\x11\n\tstep_name\x18\x04 \x01(\t\x12\x14\n\x0c\x61pprover_ids\x18\x05 \x03(\t\x12\x14\n\x0csubmitter_id\x18\x06 \x01(\t\x12,\n\x08\x64ue_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06\x61mount\x18\x08 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\x13\n\x0b\x63ustomer_id\x18\t \x01(\t:(\x8a\xb5\x18$crm.contracts.approval.step_assigned\"\xc1\x01\n\x13\x41pprovalStepOverdue\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x0f\n\x07step_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61pprover_ids\x18\x04 \x03(\t\x12,\n\x08\x64ue_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\'\x8a\xb5\x18#crm.contracts.approval.step_overdue\"\xcf\x01\n\x0f\x41pprovalDecided\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x0f\n\x07step_id\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x04 \x01(\t\x12\x12\n\ndecided_by\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x14\n\x0csubmitter_id\x18\x07 \x01(\t\x12\r\n\x05\x66inal\x18\x08 \x01(\x08:\"\x8a\xb5\x18\x1e\x63rm.contracts.approval.decided\"{\n\x10\x43ontractApproved\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x14\n\x0csubmitter_id\x18\x03 \x01(\t:#\x8a\xb5\x18\x1f\x63rm.contracts.contract.approved\"\x8b\x01\n\x10\x43ontractRejected\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x14\n\x0csubmitter_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t:#\x8a\xb5\x18\x1f\x63rm.contracts.contract.rejected\"\x91\x02\n\x0f\x43ontractAmended\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12-\n\x05lines\x18\x05 \x03(\x0b\x32\x1e.crm.contracts.v1.ContractLine\x12\x31\n\x0binstalments\x18\x06 \x03(\x0b\x32\x1c.crm.contracts.v1.Instalment\x12\x13\n\x0b\x63ustomer_id\x18\x07 \x01(\t:\"\x8a\xb5\x18\x1e\x63rm.contracts.contract.amended\"\x9e\x01\n\x10\x43ontractExpiring\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x10\n\x08owner_id\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t:#\x8a\xb5\x18\x1f\x63rm.contracts.contract.expiring\"\x8e\x01\n\x12\x43ontractTerminated\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t:%\x8a\xb5\x18!crm.contracts.contract.terminatedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63rm/contracts/v1/events.proto\x12\x10\x63rm.contracts.v1\x1a\x19\x63rm/common/v1/money.proto\x1a\x1b\x63rm/common/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x03\n\x0e\x43ontractSigned\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12-\n\tsign_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08owner_id\x18\x06 \x01(\t\x12\x16\n\x0eopportunity_id\x18\x07 \x01(\t\x12\x10\n\x08quote_id\x18\x08 \x01(\t\x12-\n\x05lines\x18\t \x03(\x0b\x32\x1e.crm.contracts.v1.ContractLine\x12\x31\n\x0binstalments\x18\n \x03(\x0b\x32\x1c.crm.contracts.v1.Instalment\x12\x12\n\nstart_date\x18\x0b \x01(\t\x12\x10\n\x08\x65nd_date\x18\x0c \x01(\t\x12\x15\n\rcustomer_name\x18\r \x01(\t\x12\x17\n\x0f\x64\x65partment_path\x18\x0e \x01(\t\x12\x10\n\x08team_ids\x18\x0f \x03(\t:!\x8a\xb5\x18\x1d\x63rm.contracts.contract.signed\"\xa3\x02\n\x0c\x43ontractLine\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\x15\n\rspecification\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\t\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12(\n\nunit_price\x18\x06 \x01(\x0b\x32\x14.crm.common.v1.Money\x12$\n\x06\x61mount\x18\x07 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\x10\n\x08tax_rate\x18\x08 \x01(\t\x12\x18\n\x10\x64iscount_percent\x18\t \x01(\t\x12\x14\n\x0cproduct_line\x18\n \x01(\t\x12(\n\ntax_amount\x18\x0b \x01(\x0b\x32\x14.crm.common.v1.Money\"|\n\nInstalment\x12\x15\n\rinstalment_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x05\x12\x10\n\x08\x64ue_date\x18\x03 \x01(\t\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\r\n\x05label\x18\x05 \x01(\t\"\xda\x01\n\x11\x43ontractSubmitted\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\x14\n\x0csubmitter_id\x18\x05 \x01(\t\x12\x0f\n\x07rule_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05:$\x8a\xb5\x18 crm.contracts.contract.submitted\"\xa7\x02\n\x14\x41pprovalStepAssigned\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x0f\n\x07step_id\x18\x03 \x01(\t\x12\x11\n\tstep_name\x18\x04 \x01(\t\x12\x14\n\x0c\x61pprover_ids\x18\x05 \x03(\t\x12\x14\n\x0csubmitter_id\x18\x06 \x01(\t\x12,\n\x08\x64ue_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06\x61mount\x18\x08 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\x13\n\x0b\x63ustomer_id\x18\t \x01(\t:(\x8a\xb5\x18$crm.contracts.approval.step_assigned\"\xc1\x01\n\x13\x41pprovalStepOverdue\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x0f\n\x07step_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61pprover_ids\x18\x04 \x03(\t\x12,\n\x08\x64ue_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\'\x8a\xb5\x18#crm.contracts.approval.step_overdue\"\xf6\x01\n\x0f\x41pprovalDecided\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x0f\n\x07step_id\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x04 \x01(\t\x12\x12\n\ndecided_by\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x14\n\x0csubmitter_id\x18\x07 \x01(\t\x12\r\n\x05\x66inal\x18\x08 \x01(\x08\x12\x12\n\nacting_for\x18\t \x01(\t\x12\x11\n\tstep_name\x18\n \x01(\t:\"\x8a\xb5\x18\x1e\x63rm.contracts.approval.decided\"{\n\x10\x43ontractApproved\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x14\n\x0csubmitter_id\x18\x03 \x01(\t:#\x8a\xb5\x18\x1f\x63rm.contracts.contract.approved\"\x8b\x01\n\x10\x43ontractRejected\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x14\n\x0csubmitter_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t:#\x8a\xb5\x18\x1f\x63rm.contracts.contract.rejected\"\x91\x02\n\x0f\x43ontractAmended\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12-\n\x05lines\x18\x05 \x03(\x0b\x32\x1e.crm.contracts.v1.ContractLine\x12\x31\n\x0binstalments\x18\x06 \x03(\x0b\x32\x1c.crm.contracts.v1.Instalment\x12\x13\n\x0b\x63ustomer_id\x18\x07 \x01(\t:\"\x8a\xb5\x18\x1e\x63rm.contracts.contract.amended\"\x9e\x01\n\x10\x43ontractExpiring\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x10\n\x08owner_id\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t:#\x8a\xb5\x18\x1f\x63rm.contracts.contract.expiring\"\x8e\x01\n\x12\x43ontractTerminated\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t:%\x8a\xb5\x18!crm.contracts.contract.terminated\"\xda\x01\n\x0f\x43ontractDrafted\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\x10\n\x08owner_id\x18\x05 \x01(\t\x12\x10\n\x08quote_id\x18\x06 \x01(\t\x12\x16\n\x0epredecessor_id\x18\x07 \x01(\t:\"\x8a\xb5\x18\x1e\x63rm.contracts.contract.drafted\"\xaa\x01\n\x0f\x43ontractUpdated\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12$\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x14.crm.common.v1.Money\x12\x0e\n\x06\x63hange\x18\x05 \x01(\t:\"\x8a\xb5\x18\x1e\x63rm.contracts.contract.updated\"|\n\x11\x43ontractActivated\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t:$\x8a\xb5\x18 crm.contracts.contract.activated\"x\n\x0f\x43ontractExpired\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t:\"\x8a\xb5\x18\x1e\x63rm.contracts.contract.expired\"\xa8\x01\n\x0f\x43ontractRenewed\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontract_number\x18\x02 \x01(\t\x12\x14\n\x0csuccessor_id\x18\x03 \x01(\t\x12\x18\n\x10successor_number\x18\x04 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x05 \x01(\t:\"\x8a\xb5\x18\x1e\x63rm.contracts.contract.renewed\"p\n\x13\x41pprovalRuleChanged\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\trule_json\x18\x03 \x01(\t:\'\x8a\xb5\x18#crm.contracts.approval_rule.changed\"\xc3\x01\n\x19\x41pprovalDelegationChanged\x12\x15\n\rdelegation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65legator_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65legate_id\x18\x03 \x01(\t\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\x12\x0f\n\x07revoked\x18\x06 \x01(\x08:-\x8a\xb5\x18)crm.contracts.approval_delegation.changedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,28 +54,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTRACTEXPIRING']._serialized_options = b'\212\265\030\037crm.contracts.contract.expiring'
   _globals['_CONTRACTTERMINATED']._loaded_options = None
   _globals['_CONTRACTTERMINATED']._serialized_options = b'\212\265\030!crm.contracts.contract.terminated'
+  _globals['_CONTRACTDRAFTED']._loaded_options = None
+  _globals['_CONTRACTDRAFTED']._serialized_options = b'\212\265\030\036crm.contracts.contract.drafted'
+  _globals['_CONTRACTUPDATED']._loaded_options = None
+  _globals['_CONTRACTUPDATED']._serialized_options = b'\212\265\030\036crm.contracts.contract.updated'
+  _globals['_CONTRACTACTIVATED']._loaded_options = None
+  _globals['_CONTRACTACTIVATED']._serialized_options = b'\212\265\030 crm.contracts.contract.activated'
+  _globals['_CONTRACTEXPIRED']._loaded_options = None
+  _globals['_CONTRACTEXPIRED']._serialized_options = b'\212\265\030\036crm.contracts.contract.expired'
+  _globals['_CONTRACTRENEWED']._loaded_options = None
+  _globals['_CONTRACTRENEWED']._serialized_options = b'\212\265\030\036crm.contracts.contract.renewed'
+  _globals['_APPROVALRULECHANGED']._loaded_options = None
+  _globals['_APPROVALRULECHANGED']._serialized_options = b'\212\265\030#crm.contracts.approval_rule.changed'
+  _globals['_APPROVALDELEGATIONCHANGED']._loaded_options = None
+  _globals['_APPROVALDELEGATIONCHANGED']._serialized_options = b'\212\265\030)crm.contracts.approval_delegation.changed'
   _globals['_CONTRACTSIGNED']._serialized_start=141
   _globals['_CONTRACTSIGNED']._serialized_end=606
   _globals['_CONTRACTLINE']._serialized_start=609
-  _globals['_CONTRACTLINE']._serialized_end=810
-  _globals['_INSTALMENT']._serialized_start=812
-  _globals['_INSTALMENT']._serialized_end=936
-  _globals['_CONTRACTSUBMITTED']._serialized_start=939
-  _globals['_CONTRACTSUBMITTED']._serialized_end=1157
-  _globals['_APPROVALSTEPASSIGNED']._serialized_start=1160
-  _globals['_APPROVALSTEPASSIGNED']._serialized_end=1455
-  _globals['_APPROVALSTEPOVERDUE']._serialized_start=1458
-  _globals['_APPROVALSTEPOVERDUE']._serialized_end=1651
-  _globals['_APPROVALDECIDED']._serialized_start=1654
-  _globals['_APPROVALDECIDED']._serialized_end=1861
-  _globals['_CONTRACTAPPROVED']._serialized_start=1863
-  _globals['_CONTRACTAPPROVED']._serialized_end=1986
-  _globals['_CONTRACTREJECTED']._serialized_start=1989
-  _globals['_CONTRACTREJECTED']._serialized_end=2128
-  _globals['_CONTRACTAMENDED']._serialized_start=2131
-  _globals['_CONTRACTAMENDED']._serialized_end=2404
-  _globals['_CONTRACTEXPIRING']._serialized_start=2407
-  _globals['_CONTRACTEXPIRING']._serialized_end=2565
-  _globals['_CONTRACTTERMINATED']._serialized_start=2568
-  _globals['_CONTRACTTERMINATED']._serialized_end=2710
+  _globals['_CONTRACTLINE']._serialized_end=900
+  _globals['_INSTALMENT']._serialized_start=902
+  _globals['_INSTALMENT']._serialized_end=1026
+  _globals['_CONTRACTSUBMITTED']._serialized_start=1029
+  _globals['_CONTRACTSUBMITTED']._serialized_end=1247
+  _globals['_APPROVALSTEPASSIGNED']._serialized_start=1250
+  _globals['_APPROVALSTEPASSIGNED']._serialized_end=1545
+  _globals['_APPROVALSTEPOVERDUE']._serialized_start=1548
+  _globals['_APPROVALSTEPOVERDUE']._serialized_end=1741
+  _globals['_APPROVALDECIDED']._serialized_start=1744
+  _globals['_APPROVALDECIDED']._serialized_end=1990
+  _globals['_CONTRACTAPPROVED']._serialized_start=1992
+  _globals['_CONTRACTAPPROVED']._serialized_end=2115
+  _globals['_CONTRACTREJECTED']._serialized_start=2118
+  _globals['_CONTRACTREJECTED']._serialized_end=2257
+  _globals['_CONTRACTAMENDED']._serialized_start=2260
+  _globals['_CONTRACTAMENDED']._serialized_end=2533
+  _globals['_CONTRACTEXPIRING']._serialized_start=2536
+  _globals['_CONTRACTEXPIRING']._serialized_end=2694
+  _globals['_CONTRACTTERMINATED']._serialized_start=2697
+  _globals['_CONTRACTTERMINATED']._serialized_end=2839
+  _globals['_CONTRACTDRAFTED']._serialized_start=2842
+  _globals['_CONTRACTDRAFTED']._serialized_end=3060
+  _globals['_CONTRACTUPDATED']._serialized_start=3063
+  _globals['_CONTRACTUPDATED']._serialized_end=3233
+  _globals['_CONTRACTACTIVATED']._serialized_start=3235
+  _globals['_CONTRACTACTIVATED']._serialized_end=3359
+  _globals['_CONTRACTEXPIRED']._serialized_start=3361
+  _globals['_CONTRACTEXPIRED']._serialized_end=3481
+  _globals['_CONTRACTRENEWED']._serialized_start=3484
+  _globals['_CONTRACTRENEWED']._serialized_end=3652
+  _globals['_APPROVALRULECHANGED']._serialized_start=3654
+  _globals['_APPROVALRULECHANGED']._serialized_end=3766
+  _globals['_APPROVALDELEGATIONCHANGED']._serialized_start=3769
+  _globals['_APPROVALDELEGATIONCHANGED']._serialized_end=3964
 # @@protoc_insertion_point(module_scope)

@@ -113,6 +113,9 @@ class ContractLine(_message.Message):
     UNIT_PRICE_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     TAX_RATE_FIELD_NUMBER: _builtins.int
+    DISCOUNT_PERCENT_FIELD_NUMBER: _builtins.int
+    PRODUCT_LINE_FIELD_NUMBER: _builtins.int
+    TAX_AMOUNT_FIELD_NUMBER: _builtins.int
     line_id: _builtins.str
     product: _builtins.str
     specification: _builtins.str
@@ -121,11 +124,19 @@ class ContractLine(_message.Message):
     unit: _builtins.str
     tax_rate: _builtins.str
     """Tax rate as a decimal string such as "0.13"."""
+    discount_percent: _builtins.str
+    """Percent, e.g. "5" for 5 %."""
+    product_line: _builtins.str
+    """Product line the approval rules may select on (e.g. "catheters")."""
     @_builtins.property
     def unit_price(self) -> _money_pb2.Money: ...
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
         """Line amount after discount, before tax."""
+
+    @_builtins.property
+    def tax_amount(self) -> _money_pb2.Money:
+        """Tax on the line amount."""
 
     def __init__(
         self,
@@ -138,10 +149,13 @@ class ContractLine(_message.Message):
         unit_price: _money_pb2.Money | None = ...,
         amount: _money_pb2.Money | None = ...,
         tax_rate: _builtins.str = ...,
+        discount_percent: _builtins.str = ...,
+        product_line: _builtins.str = ...,
+        tax_amount: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "unit_price", b"unit_price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "tax_amount", b"tax_amount", "unit_price", b"unit_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "line_id", b"line_id", "product", b"product", "quantity", b"quantity", "specification", b"specification", "tax_rate", b"tax_rate", "unit", b"unit", "unit_price", b"unit_price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "discount_percent", b"discount_percent", "line_id", b"line_id", "product", b"product", "product_line", b"product_line", "quantity", b"quantity", "specification", b"specification", "tax_amount", b"tax_amount", "tax_rate", b"tax_rate", "unit", b"unit", "unit_price", b"unit_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -326,6 +340,8 @@ class ApprovalDecided(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     SUBMITTER_ID_FIELD_NUMBER: _builtins.int
     FINAL_FIELD_NUMBER: _builtins.int
+    ACTING_FOR_FIELD_NUMBER: _builtins.int
+    STEP_NAME_FIELD_NUMBER: _builtins.int
     contract_id: _builtins.str
     contract_number: _builtins.str
     step_id: _builtins.str
@@ -336,6 +352,9 @@ class ApprovalDecided(_message.Message):
     submitter_id: _builtins.str
     final: _builtins.bool
     """True when this decision ends the workflow (last approval, a rejection)."""
+    acting_for: _builtins.str
+    """When a delegate decided: the approver they stood in for."""
+    step_name: _builtins.str
     def __init__(
         self,
         *,
@@ -347,10 +366,12 @@ class ApprovalDecided(_message.Message):
         reason: _builtins.str = ...,
         submitter_id: _builtins.str = ...,
         final: _builtins.bool = ...,
+        acting_for: _builtins.str = ...,
+        step_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "contract_number", b"contract_number", "decided_by", b"decided_by", "decision", b"decision", "final", b"final", "reason", b"reason", "step_id", b"step_id", "submitter_id", b"submitter_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_for", b"acting_for", "contract_id", b"contract_id", "contract_number", b"contract_number", "decided_by", b"decided_by", "decision", b"decision", "final", b"final", "reason", b"reason", "step_id", b"step_id", "step_name", b"step_name", "submitter_id", b"submitter_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -518,3 +539,231 @@ class ContractTerminated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContractTerminated: _TypeAlias = ContractTerminated  # noqa: Y015
+
+@_typing.final
+class ContractDrafted(_message.Message):
+    """A contract was drafted, by hand or from an accepted quote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    QUOTE_ID_FIELD_NUMBER: _builtins.int
+    PREDECESSOR_ID_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    customer_id: _builtins.str
+    owner_id: _builtins.str
+    quote_id: _builtins.str
+    predecessor_id: _builtins.str
+    """The contract this one renews, if any (R-CON-04)."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        owner_id: _builtins.str = ...,
+        quote_id: _builtins.str = ...,
+        predecessor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "owner_id", b"owner_id", "predecessor_id", b"predecessor_id", "quote_id", b"quote_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractDrafted: _TypeAlias = ContractDrafted  # noqa: Y015
+
+@_typing.final
+class ContractUpdated(_message.Message):
+    """A draft (or returned) contract's terms, lines or receivable plan were changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    version: _builtins.int
+    change: _builtins.str
+    """What changed: "terms", "receivable_plan"."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        version: _builtins.int = ...,
+        amount: _money_pb2.Money | None = ...,
+        change: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "change", b"change", "contract_id", b"contract_id", "contract_number", b"contract_number", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractUpdated: _TypeAlias = ContractUpdated  # noqa: Y015
+
+@_typing.final
+class ContractActivated(_message.Message):
+    """A signed contract's term began."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    customer_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractActivated: _TypeAlias = ContractActivated  # noqa: Y015
+
+@_typing.final
+class ContractExpired(_message.Message):
+    """A contract's term ended without renewal or termination."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    customer_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractExpired: _TypeAlias = ContractExpired  # noqa: Y015
+
+@_typing.final
+class ContractRenewed(_message.Message):
+    """A contract was renewed: its successor was signed (R-CON-04)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    CONTRACT_NUMBER_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_ID_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    contract_number: _builtins.str
+    successor_id: _builtins.str
+    successor_number: _builtins.str
+    customer_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        contract_number: _builtins.str = ...,
+        successor_id: _builtins.str = ...,
+        successor_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "successor_id", b"successor_id", "successor_number", b"successor_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractRenewed: _TypeAlias = ContractRenewed  # noqa: Y015
+
+@_typing.final
+class ApprovalRuleChanged(_message.Message):
+    """An approval rule was created or changed (R-CON-02: rules are data, and their changes audited)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    RULE_JSON_FIELD_NUMBER: _builtins.int
+    rule_id: _builtins.str
+    name: _builtins.str
+    rule_json: _builtins.str
+    """The rule as JSON after the change."""
+    def __init__(
+        self,
+        *,
+        rule_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        rule_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "rule_id", b"rule_id", "rule_json", b"rule_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApprovalRuleChanged: _TypeAlias = ApprovalRuleChanged  # noqa: Y015
+
+@_typing.final
+class ApprovalDelegationChanged(_message.Message):
+    """An approver named (or withdrew) a delegate for a period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_ID_FIELD_NUMBER: _builtins.int
+    DELEGATOR_ID_FIELD_NUMBER: _builtins.int
+    DELEGATE_ID_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
+    delegation_id: _builtins.str
+    delegator_id: _builtins.str
+    delegate_id: _builtins.str
+    start_date: _builtins.str
+    """ISO 8601 dates (YYYY-MM-DD), inclusive."""
+    end_date: _builtins.str
+    revoked: _builtins.bool
+    def __init__(
+        self,
+        *,
+        delegation_id: _builtins.str = ...,
+        delegator_id: _builtins.str = ...,
+        delegate_id: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+        revoked: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegate_id", b"delegate_id", "delegation_id", b"delegation_id", "delegator_id", b"delegator_id", "end_date", b"end_date", "revoked", b"revoked", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApprovalDelegationChanged: _TypeAlias = ApprovalDelegationChanged  # noqa: Y015

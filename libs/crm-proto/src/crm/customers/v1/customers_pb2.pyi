@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from crm.common.v1 import lifecycle_pb2 as _lifecycle_pb2
+from crm.common.v1 import money_pb2 as _money_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
@@ -169,6 +170,10 @@ class _ImportStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImportSt
     IMPORT_STATUS_FAILED: _ImportStatus.ValueType  # 4
     IMPORT_STATUS_REVERTING: _ImportStatus.ValueType  # 5
     IMPORT_STATUS_REVERTED: _ImportStatus.ValueType  # 6
+    IMPORT_STATUS_VALIDATING: _ImportStatus.ValueType  # 7
+    """Started from an upload: the file is being read and checked (the dry run) in the background."""
+    IMPORT_STATUS_REFUSED: _ImportStatus.ValueType  # 8
+    """The file cannot be imported at all (not CSV/Excel, no header, too many rows...): see error."""
 
 class ImportStatus(_ImportStatus, metaclass=_ImportStatusEnumTypeWrapper):
     """Where an import is."""
@@ -180,6 +185,10 @@ IMPORT_STATUS_DONE: ImportStatus.ValueType  # 3
 IMPORT_STATUS_FAILED: ImportStatus.ValueType  # 4
 IMPORT_STATUS_REVERTING: ImportStatus.ValueType  # 5
 IMPORT_STATUS_REVERTED: ImportStatus.ValueType  # 6
+IMPORT_STATUS_VALIDATING: ImportStatus.ValueType  # 7
+"""Started from an upload: the file is being read and checked (the dry run) in the background."""
+IMPORT_STATUS_REFUSED: ImportStatus.ValueType  # 8
+"""The file cannot be imported at all (not CSV/Excel, no header, too many rows...): see error."""
 Global___ImportStatus: _TypeAlias = ImportStatus  # noqa: Y015
 
 class _FileFormat:
@@ -201,6 +210,33 @@ FILE_FORMAT_CSV: FileFormat.ValueType  # 1
 """UTF-8 with a byte order mark, so Excel shows Chinese correctly."""
 FILE_FORMAT_XLSX: FileFormat.ValueType  # 2
 Global___FileFormat: _TypeAlias = FileFormat  # noqa: Y015
+
+class _LeadStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LeadStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LeadStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LEAD_STATUS_UNSPECIFIED: _LeadStatus.ValueType  # 0
+    LEAD_STATUS_NEW: _LeadStatus.ValueType  # 1
+    LEAD_STATUS_WORKING: _LeadStatus.ValueType  # 2
+    LEAD_STATUS_QUALIFIED: _LeadStatus.ValueType  # 3
+    LEAD_STATUS_UNQUALIFIED: _LeadStatus.ValueType  # 4
+    LEAD_STATUS_CONVERTED: _LeadStatus.ValueType  # 5
+
+class LeadStatus(_LeadStatus, metaclass=_LeadStatusEnumTypeWrapper):
+    """Leads (R-LEAD-01) ------------------------------------------------------------------------------
+
+    Where a lead stands.
+    """
+
+LEAD_STATUS_UNSPECIFIED: LeadStatus.ValueType  # 0
+LEAD_STATUS_NEW: LeadStatus.ValueType  # 1
+LEAD_STATUS_WORKING: LeadStatus.ValueType  # 2
+LEAD_STATUS_QUALIFIED: LeadStatus.ValueType  # 3
+LEAD_STATUS_UNQUALIFIED: LeadStatus.ValueType  # 4
+LEAD_STATUS_CONVERTED: LeadStatus.ValueType  # 5
+Global___LeadStatus: _TypeAlias = LeadStatus  # noqa: Y015
 
 @_typing.final
 class Address(_message.Message):
@@ -264,6 +300,8 @@ class Customer(_message.Message):
     CREATED_BY_FIELD_NUMBER: _builtins.int
     BANK_ACCOUNTS_FIELD_NUMBER: _builtins.int
     HAS_SIGNED_CONTRACT_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    SIGNED_AMOUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     tax_id: _builtins.str
@@ -284,6 +322,10 @@ class Customer(_message.Message):
     created_by: _builtins.str
     has_signed_contract: _builtins.bool
     """Output only: a contract with this customer has been signed (finance sees only these, R-SEC-02)."""
+    tier: _builtins.str
+    """Output only (R-CUS-06): A, B or C by the cumulative signed contract amount; empty before the
+    first signed contract. Field numbers from 30 are the leads issue's.
+    """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -296,6 +338,12 @@ class Customer(_message.Message):
     def bank_accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___BankAccount]:
         """Bank accounts of the customer (R-SEC-04: encrypted at rest, account numbers masked unless the
         caller sees sensitive values).
+        """
+
+    @_builtins.property
+    def signed_amount(self) -> _money_pb2.Money:
+        """Output only: the cumulative amount of the customer's signed contracts (one currency, the
+        tier's; see docs/services/customers.md).
         """
 
     def __init__(
@@ -320,10 +368,12 @@ class Customer(_message.Message):
         created_by: _builtins.str = ...,
         bank_accounts: _abc.Iterable[Global___BankAccount] | None = ...,
         has_signed_contract: _builtins.bool = ...,
+        tier: _builtins.str = ...,
+        signed_amount: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "signed_amount", b"signed_amount", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "bank_accounts", b"bank_accounts", "create_time", b"create_time", "created_by", b"created_by", "department_path", b"department_path", "has_signed_contract", b"has_signed_contract", "id", b"id", "industry", b"industry", "lifecycle_stage", b"lifecycle_stage", "name", b"name", "origin", b"origin", "owner_id", b"owner_id", "region", b"region", "status", b"status", "tags", b"tags", "tax_id", b"tax_id", "team_id", b"team_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "bank_accounts", b"bank_accounts", "create_time", b"create_time", "created_by", b"created_by", "department_path", b"department_path", "has_signed_contract", b"has_signed_contract", "id", b"id", "industry", b"industry", "lifecycle_stage", b"lifecycle_stage", "name", b"name", "origin", b"origin", "owner_id", b"owner_id", "region", b"region", "signed_amount", b"signed_amount", "status", b"status", "tags", b"tags", "tax_id", b"tax_id", "team_id", b"team_id", "tier", b"tier", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1359,11 +1409,16 @@ class StartImportRequest(_message.Message):
     DEDUP_KEY_FIELD_NUMBER: _builtins.int
     ON_MATCH_FIELD_NUMBER: _builtins.int
     COLUMN_MAPPING_FIELD_NUMBER: _builtins.int
+    UPLOAD_ID_FIELD_NUMBER: _builtins.int
     content: _builtins.bytes
     """The file's bytes: CSV (UTF-8, with or without BOM, or GBK) or .xlsx."""
     file_name: _builtins.str
     dedup_key: Global___ImportDedupKey.ValueType
     on_match: Global___ImportOnMatch.ValueType
+    upload_id: _builtins.str
+    """Instead of content: a complete upload (CreateImportUpload). The dry run then runs in the
+    background: the import answers in VALIDATING and moves to DRY_RUN or REFUSED.
+    """
     @_builtins.property
     def column_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Header text -> field name, overriding the default header aliases; "" ignores a column."""
@@ -1376,10 +1431,11 @@ class StartImportRequest(_message.Message):
         dedup_key: Global___ImportDedupKey.ValueType = ...,
         on_match: Global___ImportOnMatch.ValueType = ...,
         column_mapping: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        upload_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["column_mapping", b"column_mapping", "content", b"content", "dedup_key", b"dedup_key", "file_name", b"file_name", "on_match", b"on_match"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column_mapping", b"column_mapping", "content", b"content", "dedup_key", b"dedup_key", "file_name", b"file_name", "on_match", b"on_match", "upload_id", b"upload_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1721,3 +1777,1258 @@ class ExportCustomersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportCustomersResponse: _TypeAlias = ExportCustomersResponse  # noqa: Y015
+
+@_typing.final
+class Lead(_message.Message):
+    """A prospective customer not yet qualified: who, where from, who works it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    COMPANY_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    INDUSTRY_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_PATH_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_RULE_ID_FIELD_NUMBER: _builtins.int
+    UNASSIGNED_REASON_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    OPPORTUNITY_ID_FIELD_NUMBER: _builtins.int
+    CONVERT_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    LIFECYCLE_STAGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    """The person's name."""
+    phone: _builtins.str
+    """E.164; masked unless the caller sees sensitive values, and always in events."""
+    email: _builtins.str
+    company: _builtins.str
+    title: _builtins.str
+    region: _builtins.str
+    industry: _builtins.str
+    """Code from the normalised industry list, or empty."""
+    source: _builtins.str
+    """Where it came from, e.g. "trade_show", "website"; campaign and channel for attribution."""
+    campaign: _builtins.str
+    channel: _builtins.str
+    status: Global___LeadStatus.ValueType
+    owner_id: _builtins.str
+    """Empty while unassigned."""
+    team_id: _builtins.str
+    department_path: _builtins.str
+    assignment_rule_id: _builtins.str
+    """The rule that chose the owner; empty for a hand assignment or none."""
+    unassigned_reason: _builtins.str
+    """Why nobody was assigned (no rule matched, everyone at capacity)."""
+    customer_id: _builtins.str
+    """Set by the conversion."""
+    contact_id: _builtins.str
+    opportunity_id: _builtins.str
+    version: _builtins.int
+    created_by: _builtins.str
+    lifecycle_stage: _lifecycle_pb2.LifecycleStage.ValueType
+    @_builtins.property
+    def convert_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        phone: _builtins.str = ...,
+        email: _builtins.str = ...,
+        company: _builtins.str = ...,
+        title: _builtins.str = ...,
+        region: _builtins.str = ...,
+        industry: _builtins.str = ...,
+        source: _builtins.str = ...,
+        campaign: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        status: Global___LeadStatus.ValueType = ...,
+        owner_id: _builtins.str = ...,
+        team_id: _builtins.str = ...,
+        department_path: _builtins.str = ...,
+        assignment_rule_id: _builtins.str = ...,
+        unassigned_reason: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        opportunity_id: _builtins.str = ...,
+        convert_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        created_by: _builtins.str = ...,
+        lifecycle_stage: _lifecycle_pb2.LifecycleStage.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["convert_time", b"convert_time", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_rule_id", b"assignment_rule_id", "campaign", b"campaign", "channel", b"channel", "company", b"company", "contact_id", b"contact_id", "convert_time", b"convert_time", "create_time", b"create_time", "created_by", b"created_by", "customer_id", b"customer_id", "department_path", b"department_path", "email", b"email", "id", b"id", "industry", b"industry", "lifecycle_stage", b"lifecycle_stage", "name", b"name", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "phone", b"phone", "region", b"region", "source", b"source", "status", b"status", "team_id", b"team_id", "title", b"title", "unassigned_reason", b"unassigned_reason", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Lead: _TypeAlias = Lead  # noqa: Y015
+
+@_typing.final
+class AssignmentRule(_message.Message):
+    """An assignment rule: leads matching its conditions go round-robin to its people."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    INDUSTRIES_FIELD_NUMBER: _builtins.int
+    USER_IDS_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_PATH_FIELD_NUMBER: _builtins.int
+    CAP_COUNT_FIELD_NUMBER: _builtins.int
+    CAP_DAYS_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    priority: _builtins.int
+    """Lower first; the first rule that matches and has someone under capacity assigns."""
+    team_id: _builtins.str
+    """The team and department path the assigned leads get (their data scope)."""
+    department_path: _builtins.str
+    cap_count: _builtins.int
+    """At most cap_count leads per person in any cap_days days (all rules together); 0: no cap."""
+    cap_days: _builtins.int
+    active: _builtins.bool
+    version: _builtins.int
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Match conditions; an empty list matches anything. Regions compare case-insensitively."""
+
+    @_builtins.property
+    def industries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The eligible people (user ids), in rotation order."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        priority: _builtins.int = ...,
+        regions: _abc.Iterable[_builtins.str] | None = ...,
+        industries: _abc.Iterable[_builtins.str] | None = ...,
+        user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        team_id: _builtins.str = ...,
+        department_path: _builtins.str = ...,
+        cap_count: _builtins.int = ...,
+        cap_days: _builtins.int = ...,
+        active: _builtins.bool = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cap_count", b"cap_count", "cap_days", b"cap_days", "department_path", b"department_path", "id", b"id", "industries", b"industries", "name", b"name", "priority", b"priority", "regions", b"regions", "team_id", b"team_id", "user_ids", b"user_ids", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignmentRule: _TypeAlias = AssignmentRule  # noqa: Y015
+
+@_typing.final
+class LeadAssignment(_message.Message):
+    """One assignment: which rule gave the lead to whom."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    ASSIGNED_BY_FIELD_NUMBER: _builtins.int
+    ASSIGN_TIME_FIELD_NUMBER: _builtins.int
+    lead_id: _builtins.str
+    owner_id: _builtins.str
+    rule_id: _builtins.str
+    assigned_by: _builtins.str
+    @_builtins.property
+    def assign_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        lead_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        rule_id: _builtins.str = ...,
+        assigned_by: _builtins.str = ...,
+        assign_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "assigned_by", b"assigned_by", "lead_id", b"lead_id", "owner_id", b"owner_id", "rule_id", b"rule_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeadAssignment: _TypeAlias = LeadAssignment  # noqa: Y015
+
+@_typing.final
+class CreateLeadRequest(_message.Message):
+    """CreateLead input: id, status, assignment and conversion fields are ignored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lead(self) -> Global___Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: Global___Lead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateLeadRequest: _TypeAlias = CreateLeadRequest  # noqa: Y015
+
+@_typing.final
+class CreateLeadResponse(_message.Message):
+    """CreateLead output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lead(self) -> Global___Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: Global___Lead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateLeadResponse: _TypeAlias = CreateLeadResponse  # noqa: Y015
+
+@_typing.final
+class BatchCreateLeadsRequest(_message.Message):
+    """BatchCreateLeads input: at most 1,000 leads."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def leads(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lead]: ...
+    def __init__(
+        self,
+        *,
+        leads: _abc.Iterable[Global___Lead] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leads", b"leads"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCreateLeadsRequest: _TypeAlias = BatchCreateLeadsRequest  # noqa: Y015
+
+@_typing.final
+class BatchCreateLeadsResponse(_message.Message):
+    """BatchCreateLeads output, in the request's order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def leads(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lead]: ...
+    def __init__(
+        self,
+        *,
+        leads: _abc.Iterable[Global___Lead] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leads", b"leads"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCreateLeadsResponse: _TypeAlias = BatchCreateLeadsResponse  # noqa: Y015
+
+@_typing.final
+class GetLeadRequest(_message.Message):
+    """GetLead input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLeadRequest: _TypeAlias = GetLeadRequest  # noqa: Y015
+
+@_typing.final
+class GetLeadResponse(_message.Message):
+    """GetLead output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lead(self) -> Global___Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: Global___Lead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLeadResponse: _TypeAlias = GetLeadResponse  # noqa: Y015
+
+@_typing.final
+class ListLeadsRequest(_message.Message):
+    """ListLeads input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    UNASSIGNED_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    status: Global___LeadStatus.ValueType
+    owner_id: _builtins.str
+    source: _builtins.str
+    campaign: _builtins.str
+    unassigned: _builtins.bool
+    """Only leads nobody was assigned."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        status: Global___LeadStatus.ValueType = ...,
+        owner_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        campaign: _builtins.str = ...,
+        unassigned: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "owner_id", b"owner_id", "page_size", b"page_size", "page_token", b"page_token", "source", b"source", "status", b"status", "unassigned", b"unassigned"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLeadsRequest: _TypeAlias = ListLeadsRequest  # noqa: Y015
+
+@_typing.final
+class ListLeadsResponse(_message.Message):
+    """ListLeads output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def leads(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lead]: ...
+    def __init__(
+        self,
+        *,
+        leads: _abc.Iterable[Global___Lead] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leads", b"leads", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLeadsResponse: _TypeAlias = ListLeadsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateLeadStatusRequest(_message.Message):
+    """UpdateLeadStatus input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    status: Global___LeadStatus.ValueType
+    expected_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        status: Global___LeadStatus.ValueType = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "id", b"id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateLeadStatusRequest: _TypeAlias = UpdateLeadStatusRequest  # noqa: Y015
+
+@_typing.final
+class UpdateLeadStatusResponse(_message.Message):
+    """UpdateLeadStatus output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lead(self) -> Global___Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: Global___Lead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateLeadStatusResponse: _TypeAlias = UpdateLeadStatusResponse  # noqa: Y015
+
+@_typing.final
+class AssignLeadRequest(_message.Message):
+    """AssignLead input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    owner_id: _builtins.str
+    """Empty: run the assignment rules."""
+    team_id: _builtins.str
+    expected_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        team_id: _builtins.str = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "id", b"id", "owner_id", b"owner_id", "team_id", b"team_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignLeadRequest: _TypeAlias = AssignLeadRequest  # noqa: Y015
+
+@_typing.final
+class AssignLeadResponse(_message.Message):
+    """AssignLead output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lead(self) -> Global___Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: Global___Lead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignLeadResponse: _TypeAlias = AssignLeadResponse  # noqa: Y015
+
+@_typing.final
+class ConvertLeadRequest(_message.Message):
+    """ConvertLead input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    TAX_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_NAME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    customer_id: _builtins.str
+    """Attach to this customer (in the caller's scope) instead of looking one up or creating one."""
+    tax_id: _builtins.str
+    """The customer's tax ID: finds an existing customer, or is given to the new one."""
+    customer_name: _builtins.str
+    """The customer's name; the lead's company when empty."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        tax_id: _builtins.str = ...,
+        customer_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "customer_name", b"customer_name", "id", b"id", "tax_id", b"tax_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConvertLeadRequest: _TypeAlias = ConvertLeadRequest  # noqa: Y015
+
+@_typing.final
+class ConvertLeadResponse(_message.Message):
+    """ConvertLead output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    CONTACT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_CREATED_FIELD_NUMBER: _builtins.int
+    customer_created: _builtins.bool
+    """Whether the customer was created by this conversion (false: an existing one)."""
+    @_builtins.property
+    def lead(self) -> Global___Lead: ...
+    @_builtins.property
+    def customer(self) -> Global___Customer: ...
+    @_builtins.property
+    def contact(self) -> Global___Contact: ...
+    def __init__(
+        self,
+        *,
+        lead: Global___Lead | None = ...,
+        customer: Global___Customer | None = ...,
+        contact: Global___Contact | None = ...,
+        customer_created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "customer", b"customer", "lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "customer", b"customer", "customer_created", b"customer_created", "lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConvertLeadResponse: _TypeAlias = ConvertLeadResponse  # noqa: Y015
+
+@_typing.final
+class LinkLeadOpportunityRequest(_message.Message):
+    """LinkLeadOpportunity input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OPPORTUNITY_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    opportunity_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        opportunity_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "opportunity_id", b"opportunity_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkLeadOpportunityRequest: _TypeAlias = LinkLeadOpportunityRequest  # noqa: Y015
+
+@_typing.final
+class LinkLeadOpportunityResponse(_message.Message):
+    """LinkLeadOpportunity output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lead(self) -> Global___Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: Global___Lead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkLeadOpportunityResponse: _TypeAlias = LinkLeadOpportunityResponse  # noqa: Y015
+
+@_typing.final
+class ListAssignmentRulesRequest(_message.Message):
+    """ListAssignmentRules input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAssignmentRulesRequest: _TypeAlias = ListAssignmentRulesRequest  # noqa: Y015
+
+@_typing.final
+class ListAssignmentRulesResponse(_message.Message):
+    """ListAssignmentRules output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___AssignmentRule]: ...
+    def __init__(
+        self,
+        *,
+        rules: _abc.Iterable[Global___AssignmentRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAssignmentRulesResponse: _TypeAlias = ListAssignmentRulesResponse  # noqa: Y015
+
+@_typing.final
+class CreateAssignmentRuleRequest(_message.Message):
+    """CreateAssignmentRule input; id and version are ignored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rule(self) -> Global___AssignmentRule: ...
+    def __init__(
+        self,
+        *,
+        rule: Global___AssignmentRule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAssignmentRuleRequest: _TypeAlias = CreateAssignmentRuleRequest  # noqa: Y015
+
+@_typing.final
+class CreateAssignmentRuleResponse(_message.Message):
+    """CreateAssignmentRule output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rule(self) -> Global___AssignmentRule: ...
+    def __init__(
+        self,
+        *,
+        rule: Global___AssignmentRule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAssignmentRuleResponse: _TypeAlias = CreateAssignmentRuleResponse  # noqa: Y015
+
+@_typing.final
+class UpdateAssignmentRuleRequest(_message.Message):
+    """UpdateAssignmentRule input: every field of the rule is replaced."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    expected_version: _builtins.int
+    @_builtins.property
+    def rule(self) -> Global___AssignmentRule: ...
+    def __init__(
+        self,
+        *,
+        rule: Global___AssignmentRule | None = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAssignmentRuleRequest: _TypeAlias = UpdateAssignmentRuleRequest  # noqa: Y015
+
+@_typing.final
+class UpdateAssignmentRuleResponse(_message.Message):
+    """UpdateAssignmentRule output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rule(self) -> Global___AssignmentRule: ...
+    def __init__(
+        self,
+        *,
+        rule: Global___AssignmentRule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAssignmentRuleResponse: _TypeAlias = UpdateAssignmentRuleResponse  # noqa: Y015
+
+@_typing.final
+class GetLeadAttributionRequest(_message.Message):
+    """GetLeadAttribution input: leads created in [from_date, to_date) (ISO dates, optional)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    from_date: _builtins.str
+    to_date: _builtins.str
+    def __init__(
+        self,
+        *,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_date", b"from_date", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLeadAttributionRequest: _TypeAlias = GetLeadAttributionRequest  # noqa: Y015
+
+@_typing.final
+class AttributionRow(_message.Message):
+    """One source/campaign/channel of the attribution report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    LEADS_FIELD_NUMBER: _builtins.int
+    CONVERTED_FIELD_NUMBER: _builtins.int
+    WON_FIELD_NUMBER: _builtins.int
+    WON_AMOUNTS_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    campaign: _builtins.str
+    channel: _builtins.str
+    leads: _builtins.int
+    converted: _builtins.int
+    won: _builtins.int
+    @_builtins.property
+    def won_amounts(self) -> _containers.RepeatedCompositeFieldContainer[_money_pb2.Money]:
+        """Won amounts, one per currency."""
+
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+        campaign: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        leads: _builtins.int = ...,
+        converted: _builtins.int = ...,
+        won: _builtins.int = ...,
+        won_amounts: _abc.Iterable[_money_pb2.Money] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "channel", b"channel", "converted", b"converted", "leads", b"leads", "source", b"source", "won", b"won", "won_amounts", b"won_amounts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttributionRow: _TypeAlias = AttributionRow  # noqa: Y015
+
+@_typing.final
+class GetLeadAttributionResponse(_message.Message):
+    """GetLeadAttribution output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttributionRow]: ...
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___AttributionRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLeadAttributionResponse: _TypeAlias = GetLeadAttributionResponse  # noqa: Y015
+
+@_typing.final
+class ReassignCustomerRequest(_message.Message):
+    """ReassignCustomer input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    owner_id: _builtins.str
+    team_id: _builtins.str
+    """The new owner's team; unchanged when empty."""
+    expected_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        team_id: _builtins.str = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "id", b"id", "owner_id", b"owner_id", "team_id", b"team_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReassignCustomerRequest: _TypeAlias = ReassignCustomerRequest  # noqa: Y015
+
+@_typing.final
+class ReassignCustomerResponse(_message.Message):
+    """ReassignCustomer output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def customer(self) -> Global___Customer: ...
+    def __init__(
+        self,
+        *,
+        customer: Global___Customer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReassignCustomerResponse: _TypeAlias = ReassignCustomerResponse  # noqa: Y015
+
+@_typing.final
+class ImportUpload(_message.Message):
+    """A resumable upload of an import file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    RECEIVED_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    file_name: _builtins.str
+    size: _builtins.int
+    """The file's size, declared when the upload was created."""
+    received: _builtins.int
+    """Bytes received so far: the offset of the next chunk."""
+    complete: _builtins.bool
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        file_name: _builtins.str = ...,
+        size: _builtins.int = ...,
+        received: _builtins.int = ...,
+        complete: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "file_name", b"file_name", "id", b"id", "received", b"received", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportUpload: _TypeAlias = ImportUpload  # noqa: Y015
+
+@_typing.final
+class CreateImportUploadRequest(_message.Message):
+    """CreateImportUpload input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    file_name: _builtins.str
+    size: _builtins.int
+    def __init__(
+        self,
+        *,
+        file_name: _builtins.str = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_name", b"file_name", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateImportUploadRequest: _TypeAlias = CreateImportUploadRequest  # noqa: Y015
+
+@_typing.final
+class CreateImportUploadResponse(_message.Message):
+    """CreateImportUpload output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPLOAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def upload(self) -> Global___ImportUpload: ...
+    def __init__(
+        self,
+        *,
+        upload: Global___ImportUpload | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["upload", b"upload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["upload", b"upload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateImportUploadResponse: _TypeAlias = CreateImportUploadResponse  # noqa: Y015
+
+@_typing.final
+class AppendImportUploadChunkRequest(_message.Message):
+    """AppendImportUploadChunk input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    offset: _builtins.int
+    data: _builtins.bytes
+    total: _builtins.int
+    """The file's size as the client knows it (0: not said); refused when it is not the upload's."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "id", b"id", "offset", b"offset", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppendImportUploadChunkRequest: _TypeAlias = AppendImportUploadChunkRequest  # noqa: Y015
+
+@_typing.final
+class AppendImportUploadChunkResponse(_message.Message):
+    """AppendImportUploadChunk output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPLOAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def upload(self) -> Global___ImportUpload: ...
+    def __init__(
+        self,
+        *,
+        upload: Global___ImportUpload | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["upload", b"upload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["upload", b"upload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppendImportUploadChunkResponse: _TypeAlias = AppendImportUploadChunkResponse  # noqa: Y015
+
+@_typing.final
+class GetImportUploadRequest(_message.Message):
+    """GetImportUpload input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetImportUploadRequest: _TypeAlias = GetImportUploadRequest  # noqa: Y015
+
+@_typing.final
+class GetImportUploadResponse(_message.Message):
+    """GetImportUpload output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPLOAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def upload(self) -> Global___ImportUpload: ...
+    def __init__(
+        self,
+        *,
+        upload: Global___ImportUpload | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["upload", b"upload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["upload", b"upload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetImportUploadResponse: _TypeAlias = GetImportUploadResponse  # noqa: Y015
+
+@_typing.final
+class DuplicatePair(_message.Message):
+    """Two customers that are likely one (R-CUS-03)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRST_FIELD_NUMBER: _builtins.int
+    SECOND_FIELD_NUMBER: _builtins.int
+    SAME_TAX_ID_FIELD_NUMBER: _builtins.int
+    NAME_SIMILARITY_FIELD_NUMBER: _builtins.int
+    same_tax_id: _builtins.bool
+    name_similarity: _builtins.float
+    """Trigram similarity of the names without legal-form words, 0..1."""
+    @_builtins.property
+    def first(self) -> Global___Customer: ...
+    @_builtins.property
+    def second(self) -> Global___Customer: ...
+    def __init__(
+        self,
+        *,
+        first: Global___Customer | None = ...,
+        second: Global___Customer | None = ...,
+        same_tax_id: _builtins.bool = ...,
+        name_similarity: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "second", b"second"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "name_similarity", b"name_similarity", "same_tax_id", b"same_tax_id", "second", b"second"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DuplicatePair: _TypeAlias = DuplicatePair  # noqa: Y015
+
+@_typing.final
+class ListDuplicateCustomersRequest(_message.Message):
+    """ListDuplicateCustomers input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_SIMILARITY_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    min_similarity: _builtins.float
+    """0.2..1; 0.5 when unset."""
+    customer_id: _builtins.str
+    """Only pairs that include this customer."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        min_similarity: _builtins.float = ...,
+        customer_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "min_similarity", b"min_similarity", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDuplicateCustomersRequest: _TypeAlias = ListDuplicateCustomersRequest  # noqa: Y015
+
+@_typing.final
+class ListDuplicateCustomersResponse(_message.Message):
+    """ListDuplicateCustomers output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAIRS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___DuplicatePair]: ...
+    def __init__(
+        self,
+        *,
+        pairs: _abc.Iterable[Global___DuplicatePair] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "pairs", b"pairs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDuplicateCustomersResponse: _TypeAlias = ListDuplicateCustomersResponse  # noqa: Y015
+
+@_typing.final
+class MergeCustomersRequest(_message.Message):
+    """MergeCustomers input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SURVIVING_ID_FIELD_NUMBER: _builtins.int
+    MERGED_ID_FIELD_NUMBER: _builtins.int
+    surviving_id: _builtins.str
+    """The customer that stays."""
+    merged_id: _builtins.str
+    """The customer merged into it (deleted afterwards)."""
+    def __init__(
+        self,
+        *,
+        surviving_id: _builtins.str = ...,
+        merged_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merged_id", b"merged_id", "surviving_id", b"surviving_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergeCustomersRequest: _TypeAlias = MergeCustomersRequest  # noqa: Y015
+
+@_typing.final
+class MergeCustomersResponse(_message.Message):
+    """MergeCustomers output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    FILLED_FIELDS_FIELD_NUMBER: _builtins.int
+    MOVED_CONTACTS_FIELD_NUMBER: _builtins.int
+    MOVED_FOLLOW_UPS_FIELD_NUMBER: _builtins.int
+    moved_contacts: _builtins.int
+    moved_follow_ups: _builtins.int
+    @_builtins.property
+    def customer(self) -> Global___Customer: ...
+    @_builtins.property
+    def filled_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Survivor fields that were empty and took the merged customer's value."""
+
+    def __init__(
+        self,
+        *,
+        customer: Global___Customer | None = ...,
+        filled_fields: _abc.Iterable[_builtins.str] | None = ...,
+        moved_contacts: _builtins.int = ...,
+        moved_follow_ups: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "filled_fields", b"filled_fields", "moved_contacts", b"moved_contacts", "moved_follow_ups", b"moved_follow_ups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergeCustomersResponse: _TypeAlias = MergeCustomersResponse  # noqa: Y015
+
+@_typing.final
+class DismissDuplicateRequest(_message.Message):
+    """DismissDuplicate input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    OTHER_ID_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    other_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+        other_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "other_id", b"other_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DismissDuplicateRequest: _TypeAlias = DismissDuplicateRequest  # noqa: Y015
+
+@_typing.final
+class DismissDuplicateResponse(_message.Message):
+    """DismissDuplicate output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DismissDuplicateResponse: _TypeAlias = DismissDuplicateResponse  # noqa: Y015

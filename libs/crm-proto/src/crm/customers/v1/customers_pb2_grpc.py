@@ -141,6 +141,101 @@ class CustomersServiceStub:
                 request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersRequest.SerializeToString,
                 response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersResponse.FromString,
                 _registered_method=True)
+        self.CreateImportUpload = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/CreateImportUpload',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateImportUploadRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateImportUploadResponse.FromString,
+                _registered_method=True)
+        self.AppendImportUploadChunk = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/AppendImportUploadChunk',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.AppendImportUploadChunkRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.AppendImportUploadChunkResponse.FromString,
+                _registered_method=True)
+        self.GetImportUpload = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/GetImportUpload',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportUploadRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportUploadResponse.FromString,
+                _registered_method=True)
+        self.ListDuplicateCustomers = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/ListDuplicateCustomers',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListDuplicateCustomersRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListDuplicateCustomersResponse.FromString,
+                _registered_method=True)
+        self.MergeCustomers = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/MergeCustomers',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.MergeCustomersRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.MergeCustomersResponse.FromString,
+                _registered_method=True)
+        self.DismissDuplicate = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/DismissDuplicate',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.DismissDuplicateRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.DismissDuplicateResponse.FromString,
+                _registered_method=True)
+        self.CreateLead = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/CreateLead',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateLeadRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateLeadResponse.FromString,
+                _registered_method=True)
+        self.BatchCreateLeads = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/BatchCreateLeads',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.BatchCreateLeadsRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.BatchCreateLeadsResponse.FromString,
+                _registered_method=True)
+        self.GetLead = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/GetLead',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadResponse.FromString,
+                _registered_method=True)
+        self.ListLeads = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/ListLeads',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListLeadsRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListLeadsResponse.FromString,
+                _registered_method=True)
+        self.UpdateLeadStatus = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/UpdateLeadStatus',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.UpdateLeadStatusRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.UpdateLeadStatusResponse.FromString,
+                _registered_method=True)
+        self.AssignLead = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/AssignLead',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.AssignLeadRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.AssignLeadResponse.FromString,
+                _registered_method=True)
+        self.ConvertLead = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/ConvertLead',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ConvertLeadRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ConvertLeadResponse.FromString,
+                _registered_method=True)
+        self.LinkLeadOpportunity = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/LinkLeadOpportunity',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.LinkLeadOpportunityRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.LinkLeadOpportunityResponse.FromString,
+                _registered_method=True)
+        self.ListAssignmentRules = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/ListAssignmentRules',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListAssignmentRulesRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListAssignmentRulesResponse.FromString,
+                _registered_method=True)
+        self.CreateAssignmentRule = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/CreateAssignmentRule',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateAssignmentRuleRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateAssignmentRuleResponse.FromString,
+                _registered_method=True)
+        self.UpdateAssignmentRule = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/UpdateAssignmentRule',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.UpdateAssignmentRuleRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.UpdateAssignmentRuleResponse.FromString,
+                _registered_method=True)
+        self.GetLeadAttribution = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/GetLeadAttribution',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadAttributionRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadAttributionResponse.FromString,
+                _registered_method=True)
+        self.ReassignCustomer = channel.unary_unary(
+                '/crm.customers.v1.CustomersService/ReassignCustomer',
+                request_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ReassignCustomerRequest.SerializeToString,
+                response_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ReassignCustomerResponse.FromString,
+                _registered_method=True)
 
 
 class CustomersServiceServicer:
@@ -299,6 +394,145 @@ class CustomersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateImportUpload(self, request, context):
+        """R-CUS-03: opens a resumable upload of an import file of `size` bytes (at most 256 MiB).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AppendImportUploadChunk(self, request, context):
+        """Stores a chunk (at most 4 MiB) at `offset`, which must be the upload's received offset
+        (FAILED_PRECONDITION with reason UPLOAD_OFFSET_MISMATCH otherwise); a chunk already stored
+        may be sent again (a retry) and changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImportUpload(self, request, context):
+        """An upload's size and received offset: where to resume.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDuplicateCustomers(self, request, context):
+        """R-CUS-03: pairs of likely duplicate customers within the caller's data scope (the same tax
+        ID, or names whose trigram similarity reaches min_similarity), cursor-paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeCustomers(self, request, context):
+        """Merges a customer into another: contacts, follow-ups and tags move to the survivor, its
+        empty fields take the merged customer's values, the merged customer is deleted and a
+        CustomersMerged event tells other services to repoint their references.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DismissDuplicate(self, request, context):
+        """Declares two customers not duplicates: the pair leaves the duplicates report.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateLead(self, request, context):
+        """R-LEAD-01: creates a lead; unless an owner is named the assignment rules choose one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateLeads(self, request, context):
+        """Creates up to 1,000 leads in one transaction, spread fairly by the assignment rules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLead(self, request, context):
+        """Reads one lead within the caller's data scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLeads(self, request, context):
+        """Lists leads within the caller's data scope, newest first, cursor-paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateLeadStatus(self, request, context):
+        """Changes a lead's status (new, working, qualified, unqualified; converted only by ConvertLead).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignLead(self, request, context):
+        """Assigns a lead by hand (owner_id) or runs the assignment rules again (owner_id empty).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConvertLead(self, request, context):
+        """Converts a lead: a customer (new, or an existing one found by tax ID or exact name) and a
+        contact; idempotent, a converted lead answers with what it became.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkLeadOpportunity(self, request, context):
+        """Records the opportunity a converted lead became (the second step of a conversion).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAssignmentRules(self, request, context):
+        """The assignment rules, by priority.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAssignmentRule(self, request, context):
+        """Creates an assignment rule (leads.assign).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAssignmentRule(self, request, context):
+        """Replaces an assignment rule's settings (leads.assign).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLeadAttribution(self, request, context):
+        """Leads, conversions and won amounts per source, campaign and channel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReassignCustomer(self, request, context):
+        """Hands a customer to another owner (and team) within the caller's scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -406,6 +640,101 @@ def add_CustomersServiceServicer_to_server(servicer, server):
                     servicer.ExportCustomers,
                     request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersRequest.FromString,
                     response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersResponse.SerializeToString,
+            ),
+            'CreateImportUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateImportUpload,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateImportUploadRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateImportUploadResponse.SerializeToString,
+            ),
+            'AppendImportUploadChunk': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendImportUploadChunk,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.AppendImportUploadChunkRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.AppendImportUploadChunkResponse.SerializeToString,
+            ),
+            'GetImportUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImportUpload,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportUploadRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetImportUploadResponse.SerializeToString,
+            ),
+            'ListDuplicateCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDuplicateCustomers,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListDuplicateCustomersRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListDuplicateCustomersResponse.SerializeToString,
+            ),
+            'MergeCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeCustomers,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.MergeCustomersRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.MergeCustomersResponse.SerializeToString,
+            ),
+            'DismissDuplicate': grpc.unary_unary_rpc_method_handler(
+                    servicer.DismissDuplicate,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.DismissDuplicateRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.DismissDuplicateResponse.SerializeToString,
+            ),
+            'CreateLead': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateLead,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateLeadRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateLeadResponse.SerializeToString,
+            ),
+            'BatchCreateLeads': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateLeads,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.BatchCreateLeadsRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.BatchCreateLeadsResponse.SerializeToString,
+            ),
+            'GetLead': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLead,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadResponse.SerializeToString,
+            ),
+            'ListLeads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLeads,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListLeadsRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListLeadsResponse.SerializeToString,
+            ),
+            'UpdateLeadStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateLeadStatus,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.UpdateLeadStatusRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.UpdateLeadStatusResponse.SerializeToString,
+            ),
+            'AssignLead': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignLead,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.AssignLeadRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.AssignLeadResponse.SerializeToString,
+            ),
+            'ConvertLead': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConvertLead,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ConvertLeadRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ConvertLeadResponse.SerializeToString,
+            ),
+            'LinkLeadOpportunity': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkLeadOpportunity,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.LinkLeadOpportunityRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.LinkLeadOpportunityResponse.SerializeToString,
+            ),
+            'ListAssignmentRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAssignmentRules,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListAssignmentRulesRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ListAssignmentRulesResponse.SerializeToString,
+            ),
+            'CreateAssignmentRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAssignmentRule,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateAssignmentRuleRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.CreateAssignmentRuleResponse.SerializeToString,
+            ),
+            'UpdateAssignmentRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAssignmentRule,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.UpdateAssignmentRuleRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.UpdateAssignmentRuleResponse.SerializeToString,
+            ),
+            'GetLeadAttribution': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLeadAttribution,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadAttributionRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadAttributionResponse.SerializeToString,
+            ),
+            'ReassignCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReassignCustomer,
+                    request_deserializer=crm_dot_customers_dot_v1_dot_customers__pb2.ReassignCustomerRequest.FromString,
+                    response_serializer=crm_dot_customers_dot_v1_dot_customers__pb2.ReassignCustomerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -977,6 +1306,519 @@ class CustomersService:
             '/crm.customers.v1.CustomersService/ExportCustomers',
             crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersRequest.SerializeToString,
             crm_dot_customers_dot_v1_dot_customers__pb2.ExportCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateImportUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/CreateImportUpload',
+            crm_dot_customers_dot_v1_dot_customers__pb2.CreateImportUploadRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.CreateImportUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendImportUploadChunk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/AppendImportUploadChunk',
+            crm_dot_customers_dot_v1_dot_customers__pb2.AppendImportUploadChunkRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.AppendImportUploadChunkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImportUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/GetImportUpload',
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetImportUploadRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetImportUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDuplicateCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/ListDuplicateCustomers',
+            crm_dot_customers_dot_v1_dot_customers__pb2.ListDuplicateCustomersRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.ListDuplicateCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/MergeCustomers',
+            crm_dot_customers_dot_v1_dot_customers__pb2.MergeCustomersRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.MergeCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DismissDuplicate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/DismissDuplicate',
+            crm_dot_customers_dot_v1_dot_customers__pb2.DismissDuplicateRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.DismissDuplicateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateLead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/CreateLead',
+            crm_dot_customers_dot_v1_dot_customers__pb2.CreateLeadRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.CreateLeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateLeads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/BatchCreateLeads',
+            crm_dot_customers_dot_v1_dot_customers__pb2.BatchCreateLeadsRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.BatchCreateLeadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/GetLead',
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLeads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/ListLeads',
+            crm_dot_customers_dot_v1_dot_customers__pb2.ListLeadsRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.ListLeadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateLeadStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/UpdateLeadStatus',
+            crm_dot_customers_dot_v1_dot_customers__pb2.UpdateLeadStatusRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.UpdateLeadStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignLead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/AssignLead',
+            crm_dot_customers_dot_v1_dot_customers__pb2.AssignLeadRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.AssignLeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConvertLead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/ConvertLead',
+            crm_dot_customers_dot_v1_dot_customers__pb2.ConvertLeadRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.ConvertLeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkLeadOpportunity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/LinkLeadOpportunity',
+            crm_dot_customers_dot_v1_dot_customers__pb2.LinkLeadOpportunityRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.LinkLeadOpportunityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAssignmentRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/ListAssignmentRules',
+            crm_dot_customers_dot_v1_dot_customers__pb2.ListAssignmentRulesRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.ListAssignmentRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAssignmentRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/CreateAssignmentRule',
+            crm_dot_customers_dot_v1_dot_customers__pb2.CreateAssignmentRuleRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.CreateAssignmentRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAssignmentRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/UpdateAssignmentRule',
+            crm_dot_customers_dot_v1_dot_customers__pb2.UpdateAssignmentRuleRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.UpdateAssignmentRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLeadAttribution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/GetLeadAttribution',
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadAttributionRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.GetLeadAttributionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReassignCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.customers.v1.CustomersService/ReassignCustomer',
+            crm_dot_customers_dot_v1_dot_customers__pb2.ReassignCustomerRequest.SerializeToString,
+            crm_dot_customers_dot_v1_dot_customers__pb2.ReassignCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -85,6 +85,54 @@ class CustomersServiceStub:
     """Customers in the caller's data scope with their contacts, oldest first, a page at a time
     (the gateway streams them out as CSV or Excel). Sensitive values as in GetCustomer.
     """
+    CreateImportUpload: _grpc.UnaryUnaryMultiCallable[_customers_pb2.CreateImportUploadRequest, _customers_pb2.CreateImportUploadResponse]
+    """R-CUS-03: opens a resumable upload of an import file of `size` bytes (at most 256 MiB)."""
+    AppendImportUploadChunk: _grpc.UnaryUnaryMultiCallable[_customers_pb2.AppendImportUploadChunkRequest, _customers_pb2.AppendImportUploadChunkResponse]
+    """Stores a chunk (at most 4 MiB) at `offset`, which must be the upload's received offset
+    (FAILED_PRECONDITION with reason UPLOAD_OFFSET_MISMATCH otherwise); a chunk already stored
+    may be sent again (a retry) and changes nothing.
+    """
+    GetImportUpload: _grpc.UnaryUnaryMultiCallable[_customers_pb2.GetImportUploadRequest, _customers_pb2.GetImportUploadResponse]
+    """An upload's size and received offset: where to resume."""
+    ListDuplicateCustomers: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ListDuplicateCustomersRequest, _customers_pb2.ListDuplicateCustomersResponse]
+    """R-CUS-03: pairs of likely duplicate customers within the caller's data scope (the same tax
+    ID, or names whose trigram similarity reaches min_similarity), cursor-paginated.
+    """
+    MergeCustomers: _grpc.UnaryUnaryMultiCallable[_customers_pb2.MergeCustomersRequest, _customers_pb2.MergeCustomersResponse]
+    """Merges a customer into another: contacts, follow-ups and tags move to the survivor, its
+    empty fields take the merged customer's values, the merged customer is deleted and a
+    CustomersMerged event tells other services to repoint their references.
+    """
+    DismissDuplicate: _grpc.UnaryUnaryMultiCallable[_customers_pb2.DismissDuplicateRequest, _customers_pb2.DismissDuplicateResponse]
+    """Declares two customers not duplicates: the pair leaves the duplicates report."""
+    CreateLead: _grpc.UnaryUnaryMultiCallable[_customers_pb2.CreateLeadRequest, _customers_pb2.CreateLeadResponse]
+    """R-LEAD-01: creates a lead; unless an owner is named the assignment rules choose one."""
+    BatchCreateLeads: _grpc.UnaryUnaryMultiCallable[_customers_pb2.BatchCreateLeadsRequest, _customers_pb2.BatchCreateLeadsResponse]
+    """Creates up to 1,000 leads in one transaction, spread fairly by the assignment rules."""
+    GetLead: _grpc.UnaryUnaryMultiCallable[_customers_pb2.GetLeadRequest, _customers_pb2.GetLeadResponse]
+    """Reads one lead within the caller's data scope."""
+    ListLeads: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ListLeadsRequest, _customers_pb2.ListLeadsResponse]
+    """Lists leads within the caller's data scope, newest first, cursor-paginated."""
+    UpdateLeadStatus: _grpc.UnaryUnaryMultiCallable[_customers_pb2.UpdateLeadStatusRequest, _customers_pb2.UpdateLeadStatusResponse]
+    """Changes a lead's status (new, working, qualified, unqualified; converted only by ConvertLead)."""
+    AssignLead: _grpc.UnaryUnaryMultiCallable[_customers_pb2.AssignLeadRequest, _customers_pb2.AssignLeadResponse]
+    """Assigns a lead by hand (owner_id) or runs the assignment rules again (owner_id empty)."""
+    ConvertLead: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ConvertLeadRequest, _customers_pb2.ConvertLeadResponse]
+    """Converts a lead: a customer (new, or an existing one found by tax ID or exact name) and a
+    contact; idempotent, a converted lead answers with what it became.
+    """
+    LinkLeadOpportunity: _grpc.UnaryUnaryMultiCallable[_customers_pb2.LinkLeadOpportunityRequest, _customers_pb2.LinkLeadOpportunityResponse]
+    """Records the opportunity a converted lead became (the second step of a conversion)."""
+    ListAssignmentRules: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ListAssignmentRulesRequest, _customers_pb2.ListAssignmentRulesResponse]
+    """The assignment rules, by priority."""
+    CreateAssignmentRule: _grpc.UnaryUnaryMultiCallable[_customers_pb2.CreateAssignmentRuleRequest, _customers_pb2.CreateAssignmentRuleResponse]
+    """Creates an assignment rule (leads.assign)."""
+    UpdateAssignmentRule: _grpc.UnaryUnaryMultiCallable[_customers_pb2.UpdateAssignmentRuleRequest, _customers_pb2.UpdateAssignmentRuleResponse]
+    """Replaces an assignment rule's settings (leads.assign)."""
+    GetLeadAttribution: _grpc.UnaryUnaryMultiCallable[_customers_pb2.GetLeadAttributionRequest, _customers_pb2.GetLeadAttributionResponse]
+    """Leads, conversions and won amounts per source, campaign and channel."""
+    ReassignCustomer: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ReassignCustomerRequest, _customers_pb2.ReassignCustomerResponse]
+    """Hands a customer to another owner (and team) within the caller's scope."""
 
 @_typing.type_check_only
 class CustomersServiceAsyncStub(CustomersServiceStub):
@@ -143,6 +191,54 @@ class CustomersServiceAsyncStub(CustomersServiceStub):
     """Customers in the caller's data scope with their contacts, oldest first, a page at a time
     (the gateway streams them out as CSV or Excel). Sensitive values as in GetCustomer.
     """
+    CreateImportUpload: _aio.UnaryUnaryMultiCallable[_customers_pb2.CreateImportUploadRequest, _customers_pb2.CreateImportUploadResponse]  # type: ignore[assignment]
+    """R-CUS-03: opens a resumable upload of an import file of `size` bytes (at most 256 MiB)."""
+    AppendImportUploadChunk: _aio.UnaryUnaryMultiCallable[_customers_pb2.AppendImportUploadChunkRequest, _customers_pb2.AppendImportUploadChunkResponse]  # type: ignore[assignment]
+    """Stores a chunk (at most 4 MiB) at `offset`, which must be the upload's received offset
+    (FAILED_PRECONDITION with reason UPLOAD_OFFSET_MISMATCH otherwise); a chunk already stored
+    may be sent again (a retry) and changes nothing.
+    """
+    GetImportUpload: _aio.UnaryUnaryMultiCallable[_customers_pb2.GetImportUploadRequest, _customers_pb2.GetImportUploadResponse]  # type: ignore[assignment]
+    """An upload's size and received offset: where to resume."""
+    ListDuplicateCustomers: _aio.UnaryUnaryMultiCallable[_customers_pb2.ListDuplicateCustomersRequest, _customers_pb2.ListDuplicateCustomersResponse]  # type: ignore[assignment]
+    """R-CUS-03: pairs of likely duplicate customers within the caller's data scope (the same tax
+    ID, or names whose trigram similarity reaches min_similarity), cursor-paginated.
+    """
+    MergeCustomers: _aio.UnaryUnaryMultiCallable[_customers_pb2.MergeCustomersRequest, _customers_pb2.MergeCustomersResponse]  # type: ignore[assignment]
+    """Merges a customer into another: contacts, follow-ups and tags move to the survivor, its
+    empty fields take the merged customer's values, the merged customer is deleted and a
+    CustomersMerged event tells other services to repoint their references.
+    """
+    DismissDuplicate: _aio.UnaryUnaryMultiCallable[_customers_pb2.DismissDuplicateRequest, _customers_pb2.DismissDuplicateResponse]  # type: ignore[assignment]
+    """Declares two customers not duplicates: the pair leaves the duplicates report."""
+    CreateLead: _aio.UnaryUnaryMultiCallable[_customers_pb2.CreateLeadRequest, _customers_pb2.CreateLeadResponse]  # type: ignore[assignment]
+    """R-LEAD-01: creates a lead; unless an owner is named the assignment rules choose one."""
+    BatchCreateLeads: _aio.UnaryUnaryMultiCallable[_customers_pb2.BatchCreateLeadsRequest, _customers_pb2.BatchCreateLeadsResponse]  # type: ignore[assignment]
+    """Creates up to 1,000 leads in one transaction, spread fairly by the assignment rules."""
+    GetLead: _aio.UnaryUnaryMultiCallable[_customers_pb2.GetLeadRequest, _customers_pb2.GetLeadResponse]  # type: ignore[assignment]
+    """Reads one lead within the caller's data scope."""
+    ListLeads: _aio.UnaryUnaryMultiCallable[_customers_pb2.ListLeadsRequest, _customers_pb2.ListLeadsResponse]  # type: ignore[assignment]
+    """Lists leads within the caller's data scope, newest first, cursor-paginated."""
+    UpdateLeadStatus: _aio.UnaryUnaryMultiCallable[_customers_pb2.UpdateLeadStatusRequest, _customers_pb2.UpdateLeadStatusResponse]  # type: ignore[assignment]
+    """Changes a lead's status (new, working, qualified, unqualified; converted only by ConvertLead)."""
+    AssignLead: _aio.UnaryUnaryMultiCallable[_customers_pb2.AssignLeadRequest, _customers_pb2.AssignLeadResponse]  # type: ignore[assignment]
+    """Assigns a lead by hand (owner_id) or runs the assignment rules again (owner_id empty)."""
+    ConvertLead: _aio.UnaryUnaryMultiCallable[_customers_pb2.ConvertLeadRequest, _customers_pb2.ConvertLeadResponse]  # type: ignore[assignment]
+    """Converts a lead: a customer (new, or an existing one found by tax ID or exact name) and a
+    contact; idempotent, a converted lead answers with what it became.
+    """
+    LinkLeadOpportunity: _aio.UnaryUnaryMultiCallable[_customers_pb2.LinkLeadOpportunityRequest, _customers_pb2.LinkLeadOpportunityResponse]  # type: ignore[assignment]
+    """Records the opportunity a converted lead became (the second step of a conversion)."""
+    ListAssignmentRules: _aio.UnaryUnaryMultiCallable[_customers_pb2.ListAssignmentRulesRequest, _customers_pb2.ListAssignmentRulesResponse]  # type: ignore[assignment]
+    """The assignment rules, by priority."""
+    CreateAssignmentRule: _aio.UnaryUnaryMultiCallable[_customers_pb2.CreateAssignmentRuleRequest, _customers_pb2.CreateAssignmentRuleResponse]  # type: ignore[assignment]
+    """Creates an assignment rule (leads.assign)."""
+    UpdateAssignmentRule: _aio.UnaryUnaryMultiCallable[_customers_pb2.UpdateAssignmentRuleRequest, _customers_pb2.UpdateAssignmentRuleResponse]  # type: ignore[assignment]
+    """Replaces an assignment rule's settings (leads.assign)."""
+    GetLeadAttribution: _aio.UnaryUnaryMultiCallable[_customers_pb2.GetLeadAttributionRequest, _customers_pb2.GetLeadAttributionResponse]  # type: ignore[assignment]
+    """Leads, conversions and won amounts per source, campaign and channel."""
+    ReassignCustomer: _aio.UnaryUnaryMultiCallable[_customers_pb2.ReassignCustomerRequest, _customers_pb2.ReassignCustomerResponse]  # type: ignore[assignment]
+    """Hands a customer to another owner (and team) within the caller's scope."""
 
 class CustomersServiceServicer(metaclass=_abc_1.ABCMeta):
     """Customers (accounts), their contacts, tags and follow-up timeline.
@@ -324,5 +420,167 @@ class CustomersServiceServicer(metaclass=_abc_1.ABCMeta):
         """Customers in the caller's data scope with their contacts, oldest first, a page at a time
         (the gateway streams them out as CSV or Excel). Sensitive values as in GetCustomer.
         """
+
+    @_abc_1.abstractmethod
+    def CreateImportUpload(
+        self,
+        request: _customers_pb2.CreateImportUploadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.CreateImportUploadResponse, _abc.Awaitable[_customers_pb2.CreateImportUploadResponse]]:
+        """R-CUS-03: opens a resumable upload of an import file of `size` bytes (at most 256 MiB)."""
+
+    @_abc_1.abstractmethod
+    def AppendImportUploadChunk(
+        self,
+        request: _customers_pb2.AppendImportUploadChunkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.AppendImportUploadChunkResponse, _abc.Awaitable[_customers_pb2.AppendImportUploadChunkResponse]]:
+        """Stores a chunk (at most 4 MiB) at `offset`, which must be the upload's received offset
+        (FAILED_PRECONDITION with reason UPLOAD_OFFSET_MISMATCH otherwise); a chunk already stored
+        may be sent again (a retry) and changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def GetImportUpload(
+        self,
+        request: _customers_pb2.GetImportUploadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.GetImportUploadResponse, _abc.Awaitable[_customers_pb2.GetImportUploadResponse]]:
+        """An upload's size and received offset: where to resume."""
+
+    @_abc_1.abstractmethod
+    def ListDuplicateCustomers(
+        self,
+        request: _customers_pb2.ListDuplicateCustomersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.ListDuplicateCustomersResponse, _abc.Awaitable[_customers_pb2.ListDuplicateCustomersResponse]]:
+        """R-CUS-03: pairs of likely duplicate customers within the caller's data scope (the same tax
+        ID, or names whose trigram similarity reaches min_similarity), cursor-paginated.
+        """
+
+    @_abc_1.abstractmethod
+    def MergeCustomers(
+        self,
+        request: _customers_pb2.MergeCustomersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.MergeCustomersResponse, _abc.Awaitable[_customers_pb2.MergeCustomersResponse]]:
+        """Merges a customer into another: contacts, follow-ups and tags move to the survivor, its
+        empty fields take the merged customer's values, the merged customer is deleted and a
+        CustomersMerged event tells other services to repoint their references.
+        """
+
+    @_abc_1.abstractmethod
+    def DismissDuplicate(
+        self,
+        request: _customers_pb2.DismissDuplicateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.DismissDuplicateResponse, _abc.Awaitable[_customers_pb2.DismissDuplicateResponse]]:
+        """Declares two customers not duplicates: the pair leaves the duplicates report."""
+
+    @_abc_1.abstractmethod
+    def CreateLead(
+        self,
+        request: _customers_pb2.CreateLeadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.CreateLeadResponse, _abc.Awaitable[_customers_pb2.CreateLeadResponse]]:
+        """R-LEAD-01: creates a lead; unless an owner is named the assignment rules choose one."""
+
+    @_abc_1.abstractmethod
+    def BatchCreateLeads(
+        self,
+        request: _customers_pb2.BatchCreateLeadsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.BatchCreateLeadsResponse, _abc.Awaitable[_customers_pb2.BatchCreateLeadsResponse]]:
+        """Creates up to 1,000 leads in one transaction, spread fairly by the assignment rules."""
+
+    @_abc_1.abstractmethod
+    def GetLead(
+        self,
+        request: _customers_pb2.GetLeadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.GetLeadResponse, _abc.Awaitable[_customers_pb2.GetLeadResponse]]:
+        """Reads one lead within the caller's data scope."""
+
+    @_abc_1.abstractmethod
+    def ListLeads(
+        self,
+        request: _customers_pb2.ListLeadsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.ListLeadsResponse, _abc.Awaitable[_customers_pb2.ListLeadsResponse]]:
+        """Lists leads within the caller's data scope, newest first, cursor-paginated."""
+
+    @_abc_1.abstractmethod
+    def UpdateLeadStatus(
+        self,
+        request: _customers_pb2.UpdateLeadStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.UpdateLeadStatusResponse, _abc.Awaitable[_customers_pb2.UpdateLeadStatusResponse]]:
+        """Changes a lead's status (new, working, qualified, unqualified; converted only by ConvertLead)."""
+
+    @_abc_1.abstractmethod
+    def AssignLead(
+        self,
+        request: _customers_pb2.AssignLeadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.AssignLeadResponse, _abc.Awaitable[_customers_pb2.AssignLeadResponse]]:
+        """Assigns a lead by hand (owner_id) or runs the assignment rules again (owner_id empty)."""
+
+    @_abc_1.abstractmethod
+    def ConvertLead(
+        self,
+        request: _customers_pb2.ConvertLeadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.ConvertLeadResponse, _abc.Awaitable[_customers_pb2.ConvertLeadResponse]]:
+        """Converts a lead: a customer (new, or an existing one found by tax ID or exact name) and a
+        contact; idempotent, a converted lead answers with what it became.
+        """
+
+    @_abc_1.abstractmethod
+    def LinkLeadOpportunity(
+        self,
+        request: _customers_pb2.LinkLeadOpportunityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.LinkLeadOpportunityResponse, _abc.Awaitable[_customers_pb2.LinkLeadOpportunityResponse]]:
+        """Records the opportunity a converted lead became (the second step of a conversion)."""
+
+    @_abc_1.abstractmethod
+    def ListAssignmentRules(
+        self,
+        request: _customers_pb2.ListAssignmentRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.ListAssignmentRulesResponse, _abc.Awaitable[_customers_pb2.ListAssignmentRulesResponse]]:
+        """The assignment rules, by priority."""
+
+    @_abc_1.abstractmethod
+    def CreateAssignmentRule(
+        self,
+        request: _customers_pb2.CreateAssignmentRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.CreateAssignmentRuleResponse, _abc.Awaitable[_customers_pb2.CreateAssignmentRuleResponse]]:
+        """Creates an assignment rule (leads.assign)."""
+
+    @_abc_1.abstractmethod
+    def UpdateAssignmentRule(
+        self,
+        request: _customers_pb2.UpdateAssignmentRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.UpdateAssignmentRuleResponse, _abc.Awaitable[_customers_pb2.UpdateAssignmentRuleResponse]]:
+        """Replaces an assignment rule's settings (leads.assign)."""
+
+    @_abc_1.abstractmethod
+    def GetLeadAttribution(
+        self,
+        request: _customers_pb2.GetLeadAttributionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.GetLeadAttributionResponse, _abc.Awaitable[_customers_pb2.GetLeadAttributionResponse]]:
+        """Leads, conversions and won amounts per source, campaign and channel."""
+
+    @_abc_1.abstractmethod
+    def ReassignCustomer(
+        self,
+        request: _customers_pb2.ReassignCustomerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.ReassignCustomerResponse, _abc.Awaitable[_customers_pb2.ReassignCustomerResponse]]:
+        """Hands a customer to another owner (and team) within the caller's scope."""
 
 def add_CustomersServiceServicer_to_server(servicer: CustomersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -188,3 +188,231 @@ class FollowUpRecorded(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FollowUpRecorded: _TypeAlias = FollowUpRecorded  # noqa: Y015
+
+@_typing.final
+class LeadCreated(_message.Message):
+    """A lead was created (and assigned, when assignment_rule_id or owner_id is set)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lead(self) -> _customers_pb2.Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: _customers_pb2.Lead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeadCreated: _TypeAlias = LeadCreated  # noqa: Y015
+
+@_typing.final
+class LeadAssigned(_message.Message):
+    """A lead was assigned to an owner: by a rule (rule_id) or by hand."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    PREVIOUS_OWNER_ID_FIELD_NUMBER: _builtins.int
+    previous_owner_id: _builtins.str
+    @_builtins.property
+    def lead(self) -> _customers_pb2.Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: _customers_pb2.Lead | None = ...,
+        previous_owner_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead", "previous_owner_id", b"previous_owner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeadAssigned: _TypeAlias = LeadAssigned  # noqa: Y015
+
+@_typing.final
+class LeadStatusChanged(_message.Message):
+    """A lead's status changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    previous_status: _customers_pb2.LeadStatus.ValueType
+    @_builtins.property
+    def lead(self) -> _customers_pb2.Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: _customers_pb2.Lead | None = ...,
+        previous_status: _customers_pb2.LeadStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead", "previous_status", b"previous_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeadStatusChanged: _TypeAlias = LeadStatusChanged  # noqa: Y015
+
+@_typing.final
+class LeadConverted(_message.Message):
+    """A lead was converted into a customer and contact (and, once linked, an opportunity)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAD_FIELD_NUMBER: _builtins.int
+    CUSTOMER_CREATED_FIELD_NUMBER: _builtins.int
+    customer_created: _builtins.bool
+    @_builtins.property
+    def lead(self) -> _customers_pb2.Lead: ...
+    def __init__(
+        self,
+        *,
+        lead: _customers_pb2.Lead | None = ...,
+        customer_created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lead", b"lead"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_created", b"customer_created", "lead", b"lead"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeadConverted: _TypeAlias = LeadConverted  # noqa: Y015
+
+@_typing.final
+class AssignmentRuleChanged(_message.Message):
+    """An assignment rule was created or changed (the rule as it now is)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rule(self) -> _customers_pb2.AssignmentRule: ...
+    def __init__(
+        self,
+        *,
+        rule: _customers_pb2.AssignmentRule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignmentRuleChanged: _TypeAlias = AssignmentRuleChanged  # noqa: Y015
+
+@_typing.final
+class CustomerReassigned(_message.Message):
+    """A customer was handed to another owner."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    PREVIOUS_OWNER_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    PREVIOUS_TEAM_ID_FIELD_NUMBER: _builtins.int
+    previous_owner_id: _builtins.str
+    owner_id: _builtins.str
+    previous_team_id: _builtins.str
+    @_builtins.property
+    def customer(self) -> _customers_pb2.Customer: ...
+    def __init__(
+        self,
+        *,
+        customer: _customers_pb2.Customer | None = ...,
+        previous_owner_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        previous_team_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "owner_id", b"owner_id", "previous_owner_id", b"previous_owner_id", "previous_team_id", b"previous_team_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerReassigned: _TypeAlias = CustomerReassigned  # noqa: Y015
+
+@_typing.final
+class CustomersMerged(_message.Message):
+    """Two customer records were one customer (R-CUS-03): `merged_id` is deleted and every reference
+    to it should now point at `surviving_id` (opportunities, contracts, orders, invoices...).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SURVIVING_ID_FIELD_NUMBER: _builtins.int
+    MERGED_ID_FIELD_NUMBER: _builtins.int
+    SURVIVING_FIELD_NUMBER: _builtins.int
+    MERGED_FIELD_NUMBER: _builtins.int
+    MOVED_CONTACT_IDS_FIELD_NUMBER: _builtins.int
+    MOVED_FOLLOW_UP_IDS_FIELD_NUMBER: _builtins.int
+    FILLED_FIELDS_FIELD_NUMBER: _builtins.int
+    surviving_id: _builtins.str
+    merged_id: _builtins.str
+    @_builtins.property
+    def surviving(self) -> _customers_pb2.Customer:
+        """The survivor after the merge."""
+
+    @_builtins.property
+    def merged(self) -> _customers_pb2.Customer:
+        """The merged customer as it was."""
+
+    @_builtins.property
+    def moved_contact_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Contacts (ids unchanged) and follow-ups that moved to the survivor."""
+
+    @_builtins.property
+    def moved_follow_up_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def filled_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Survivor fields that were empty and took the merged customer's value."""
+
+    def __init__(
+        self,
+        *,
+        surviving_id: _builtins.str = ...,
+        merged_id: _builtins.str = ...,
+        surviving: _customers_pb2.Customer | None = ...,
+        merged: _customers_pb2.Customer | None = ...,
+        moved_contact_ids: _abc.Iterable[_builtins.str] | None = ...,
+        moved_follow_up_ids: _abc.Iterable[_builtins.str] | None = ...,
+        filled_fields: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merged", b"merged", "surviving", b"surviving"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filled_fields", b"filled_fields", "merged", b"merged", "merged_id", b"merged_id", "moved_contact_ids", b"moved_contact_ids", "moved_follow_up_ids", b"moved_follow_up_ids", "surviving", b"surviving", "surviving_id", b"surviving_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomersMerged: _TypeAlias = CustomersMerged  # noqa: Y015
+
+@_typing.final
+class DuplicateDismissed(_message.Message):
+    """A user declared two customers not duplicates; the pair leaves the duplicates report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    OTHER_ID_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    other_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+        other_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "other_id", b"other_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DuplicateDismissed: _TypeAlias = DuplicateDismissed  # noqa: Y015

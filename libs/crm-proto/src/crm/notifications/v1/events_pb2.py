@@ -26,7 +26,7 @@ from crm.common.v1 import options_pb2 as crm_dot_common_dot_v1_dot_options__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!crm/notifications/v1/events.proto\x12\x14\x63rm.notifications.v1\x1a\x1b\x63rm/common/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n\x10InboxItemCreated\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x14\n\x0crecipient_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x0c\n\x04link\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x08 \x01(\x03:#\x8a\xb5\x18\x1f\x63rm.notifications.inbox.created\"\x9a\x01\n\x15NotificationDelivered\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05:(\x8a\xb5\x18$crm.notifications.delivery.succeeded\"\xa3\x01\n\x12NotificationFailed\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t:%\x8a\xb5\x18!crm.notifications.delivery.failedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!crm/notifications/v1/events.proto\x12\x14\x63rm.notifications.v1\x1a\x1b\x63rm/common/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n\x10InboxItemCreated\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x14\n\x0crecipient_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x0c\n\x04link\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x08 \x01(\x03:#\x8a\xb5\x18\x1f\x63rm.notifications.inbox.created\"\x9a\x01\n\x15NotificationDelivered\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05:(\x8a\xb5\x18$crm.notifications.delivery.succeeded\"\xa3\x01\n\x12NotificationFailed\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t:%\x8a\xb5\x18!crm.notifications.delivery.failed\"i\n\x0eInboxItemsRead\x12\x14\n\x0crecipient_id\x18\x01 \x01(\t\x12\x10\n\x08item_ids\x18\x02 \x03(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05: \x8a\xb5\x18\x1c\x63rm.notifications.inbox.read\"a\n\x12PreferencesChanged\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03:)\x8a\xb5\x18%crm.notifications.preferences.changed\"\x88\x01\n\x0bRuleChanged\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x15\n\revent_subject\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03:\"\x8a\xb5\x18\x1e\x63rm.notifications.rule.changed\"}\n\x0eWebhookChanged\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x04 \x03(\t:%\x8a\xb5\x18!crm.notifications.webhook.changed\"z\n\x10\x44\x65liveryReplayed\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x17\n\x0fprevious_status\x18\x03 \x01(\t:\'\x8a\xb5\x18#crm.notifications.delivery.replayedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +39,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NOTIFICATIONDELIVERED']._serialized_options = b'\212\265\030$crm.notifications.delivery.succeeded'
   _globals['_NOTIFICATIONFAILED']._loaded_options = None
   _globals['_NOTIFICATIONFAILED']._serialized_options = b'\212\265\030!crm.notifications.delivery.failed'
+  _globals['_INBOXITEMSREAD']._loaded_options = None
+  _globals['_INBOXITEMSREAD']._serialized_options = b'\212\265\030\034crm.notifications.inbox.read'
+  _globals['_PREFERENCESCHANGED']._loaded_options = None
+  _globals['_PREFERENCESCHANGED']._serialized_options = b'\212\265\030%crm.notifications.preferences.changed'
+  _globals['_RULECHANGED']._loaded_options = None
+  _globals['_RULECHANGED']._serialized_options = b'\212\265\030\036crm.notifications.rule.changed'
+  _globals['_WEBHOOKCHANGED']._loaded_options = None
+  _globals['_WEBHOOKCHANGED']._serialized_options = b'\212\265\030!crm.notifications.webhook.changed'
+  _globals['_DELIVERYREPLAYED']._loaded_options = None
+  _globals['_DELIVERYREPLAYED']._serialized_options = b'\212\265\030#crm.notifications.delivery.replayed'
   _globals['_INBOXITEMCREATED']._serialized_start=122
   _globals['_INBOXITEMCREATED']._serialized_end=339
   _globals['_NOTIFICATIONDELIVERED']._serialized_start=342
   _globals['_NOTIFICATIONDELIVERED']._serialized_end=496
   _globals['_NOTIFICATIONFAILED']._serialized_start=499
   _globals['_NOTIFICATIONFAILED']._serialized_end=662
+  _globals['_INBOXITEMSREAD']._serialized_start=664
+  _globals['_INBOXITEMSREAD']._serialized_end=769
+  _globals['_PREFERENCESCHANGED']._serialized_start=771
+  _globals['_PREFERENCESCHANGED']._serialized_end=868
+  _globals['_RULECHANGED']._serialized_start=871
+  _globals['_RULECHANGED']._serialized_end=1007
+  _globals['_WEBHOOKCHANGED']._serialized_start=1009
+  _globals['_WEBHOOKCHANGED']._serialized_end=1134
+  _globals['_DELIVERYREPLAYED']._serialized_start=1136
+  _globals['_DELIVERYREPLAYED']._serialized_end=1258
 # @@protoc_insertion_point(module_scope)

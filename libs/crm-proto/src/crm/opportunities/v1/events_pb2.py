@@ -26,7 +26,7 @@ from crm.common.v1 import options_pb2 as crm_dot_common_dot_v1_dot_options__pb2
 from crm.opportunities.v1 import opportunities_pb2 as crm_dot_opportunities_dot_v1_dot_opportunities__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!crm/opportunities/v1/events.proto\x12\x14\x63rm.opportunities.v1\x1a\x1b\x63rm/common/v1/options.proto\x1a(crm/opportunities/v1/opportunities.proto\"w\n\x12OpportunityCreated\x12\x36\n\x0bopportunity\x18\x01 \x01(\x0b\x32!.crm.opportunities.v1.Opportunity:)\x8a\xb5\x18%crm.opportunities.opportunity.created\"\xae\x01\n\x17OpportunityStageChanged\x12\x36\n\x0bopportunity\x18\x01 \x01(\x0b\x32!.crm.opportunities.v1.Opportunity\x12\x15\n\rfrom_stage_id\x18\x02 \x01(\t\x12\x13\n\x0bto_stage_id\x18\x03 \x01(\t:/\x8a\xb5\x18+crm.opportunities.opportunity.stage_changed\"\x81\x01\n\x0eOpportunityWon\x12\x36\n\x0bopportunity\x18\x01 \x01(\x0b\x32!.crm.opportunities.v1.Opportunity\x12\x10\n\x08quote_id\x18\x02 \x01(\t:%\x8a\xb5\x18!crm.opportunities.opportunity.won\"q\n\x0fOpportunityLost\x12\x36\n\x0bopportunity\x18\x01 \x01(\x0b\x32!.crm.opportunities.v1.Opportunity:&\x8a\xb5\x18\"crm.opportunities.opportunity.lost\"Y\n\tQuoteSent\x12*\n\x05quote\x18\x01 \x01(\x0b\x32\x1b.crm.opportunities.v1.Quote: \x8a\xb5\x18\x1c\x63rm.opportunities.quote.sent\"{\n\rQuoteAccepted\x12*\n\x05quote\x18\x01 \x01(\x0b\x32\x1b.crm.opportunities.v1.Quote\x12\x18\n\x10opportunity_name\x18\x02 \x01(\t:$\x8a\xb5\x18 crm.opportunities.quote.acceptedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!crm/opportunities/v1/events.proto\x12\x14\x63rm.opportunities.v1\x1a\x1b\x63rm/common/v1/options.proto\x1a(crm/opportunities/v1/opportunities.proto\"w\n\x12OpportunityCreated\x12\x36\n\x0bopportunity\x18\x01 \x01(\x0b\x32!.crm.opportunities.v1.Opportunity:)\x8a\xb5\x18%crm.opportunities.opportunity.created\"\xae\x01\n\x17OpportunityStageChanged\x12\x36\n\x0bopportunity\x18\x01 \x01(\x0b\x32!.crm.opportunities.v1.Opportunity\x12\x15\n\rfrom_stage_id\x18\x02 \x01(\t\x12\x13\n\x0bto_stage_id\x18\x03 \x01(\t:/\x8a\xb5\x18+crm.opportunities.opportunity.stage_changed\"\x81\x01\n\x0eOpportunityWon\x12\x36\n\x0bopportunity\x18\x01 \x01(\x0b\x32!.crm.opportunities.v1.Opportunity\x12\x10\n\x08quote_id\x18\x02 \x01(\t:%\x8a\xb5\x18!crm.opportunities.opportunity.won\"q\n\x0fOpportunityLost\x12\x36\n\x0bopportunity\x18\x01 \x01(\x0b\x32!.crm.opportunities.v1.Opportunity:&\x8a\xb5\x18\"crm.opportunities.opportunity.lost\"Y\n\tQuoteSent\x12*\n\x05quote\x18\x01 \x01(\x0b\x32\x1b.crm.opportunities.v1.Quote: \x8a\xb5\x18\x1c\x63rm.opportunities.quote.sent\"{\n\rQuoteAccepted\x12*\n\x05quote\x18\x01 \x01(\x0b\x32\x1b.crm.opportunities.v1.Quote\x12\x18\n\x10opportunity_name\x18\x02 \x01(\t:$\x8a\xb5\x18 crm.opportunities.quote.accepted\"\xaf\x01\n\x1bRequirementRequestSubmitted\x12\x45\n\x13requirement_request\x18\x01 \x01(\x0b\x32(.crm.opportunities.v1.RequirementRequest\x12\x14\n\x0creviewer_ids\x18\x02 \x03(\t:3\x8a\xb5\x18/crm.opportunities.requirement_request.submitted\"\xe4\x01\n\x1fRequirementRequestStatusChanged\x12\x45\n\x13requirement_request\x18\x01 \x01(\x0b\x32(.crm.opportunities.v1.RequirementRequest\x12@\n\x0fprevious_status\x18\x02 \x01(\x0e\x32\'.crm.opportunities.v1.RequirementStatus:8\x8a\xb5\x18\x34\x63rm.opportunities.requirement_request.status_changedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUOTESENT']._serialized_options = b'\212\265\030\034crm.opportunities.quote.sent'
   _globals['_QUOTEACCEPTED']._loaded_options = None
   _globals['_QUOTEACCEPTED']._serialized_options = b'\212\265\030 crm.opportunities.quote.accepted'
+  _globals['_REQUIREMENTREQUESTSUBMITTED']._loaded_options = None
+  _globals['_REQUIREMENTREQUESTSUBMITTED']._serialized_options = b'\212\265\030/crm.opportunities.requirement_request.submitted'
+  _globals['_REQUIREMENTREQUESTSTATUSCHANGED']._loaded_options = None
+  _globals['_REQUIREMENTREQUESTSTATUSCHANGED']._serialized_options = b'\212\265\0304crm.opportunities.requirement_request.status_changed'
   _globals['_OPPORTUNITYCREATED']._serialized_start=130
   _globals['_OPPORTUNITYCREATED']._serialized_end=249
   _globals['_OPPORTUNITYSTAGECHANGED']._serialized_start=252
@@ -57,4 +61,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUOTESENT']._serialized_end=764
   _globals['_QUOTEACCEPTED']._serialized_start=766
   _globals['_QUOTEACCEPTED']._serialized_end=889
+  _globals['_REQUIREMENTREQUESTSUBMITTED']._serialized_start=892
+  _globals['_REQUIREMENTREQUESTSUBMITTED']._serialized_end=1067
+  _globals['_REQUIREMENTREQUESTSTATUSCHANGED']._serialized_start=1070
+  _globals['_REQUIREMENTREQUESTSTATUSCHANGED']._serialized_end=1298
 # @@protoc_insertion_point(module_scope)

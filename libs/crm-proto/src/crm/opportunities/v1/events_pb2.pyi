@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from crm.opportunities.v1 import opportunities_pb2 as _opportunities_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -163,3 +165,54 @@ class QuoteAccepted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QuoteAccepted: _TypeAlias = QuoteAccepted  # noqa: Y015
+
+@_typing.final
+class RequirementRequestSubmitted(_message.Message):
+    """A requirement request was submitted; reviewer_ids hold the reviewer role (to be told)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIREMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    REVIEWER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requirement_request(self) -> _opportunities_pb2.RequirementRequest: ...
+    @_builtins.property
+    def reviewer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        requirement_request: _opportunities_pb2.RequirementRequest | None = ...,
+        reviewer_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request", "reviewer_ids", b"reviewer_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequirementRequestSubmitted: _TypeAlias = RequirementRequestSubmitted  # noqa: Y015
+
+@_typing.final
+class RequirementRequestStatusChanged(_message.Message):
+    """A requirement request moved (under_review, feasible, not_feasible, quoted)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIREMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    previous_status: _opportunities_pb2.RequirementStatus.ValueType
+    @_builtins.property
+    def requirement_request(self) -> _opportunities_pb2.RequirementRequest: ...
+    def __init__(
+        self,
+        *,
+        requirement_request: _opportunities_pb2.RequirementRequest | None = ...,
+        previous_status: _opportunities_pb2.RequirementStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_status", b"previous_status", "requirement_request", b"requirement_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequirementRequestStatusChanged: _TypeAlias = RequirementRequestStatusChanged  # noqa: Y015

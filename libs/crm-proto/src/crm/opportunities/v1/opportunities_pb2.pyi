@@ -67,6 +67,35 @@ QUOTE_STATUS_EXPIRED: QuoteStatus.ValueType  # 5
 """A sent quote whose valid_until has passed."""
 Global___QuoteStatus: _TypeAlias = QuoteStatus  # noqa: Y015
 
+class _RequirementStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RequirementStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RequirementStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REQUIREMENT_STATUS_UNSPECIFIED: _RequirementStatus.ValueType  # 0
+    REQUIREMENT_STATUS_SUBMITTED: _RequirementStatus.ValueType  # 1
+    REQUIREMENT_STATUS_UNDER_REVIEW: _RequirementStatus.ValueType  # 2
+    REQUIREMENT_STATUS_FEASIBLE: _RequirementStatus.ValueType  # 3
+    REQUIREMENT_STATUS_NOT_FEASIBLE: _RequirementStatus.ValueType  # 4
+    REQUIREMENT_STATUS_QUOTED: _RequirementStatus.ValueType  # 5
+    """A quote references it."""
+
+class RequirementStatus(_RequirementStatus, metaclass=_RequirementStatusEnumTypeWrapper):
+    """Requirement requests (需求申請, R-OPP-02) --------------------------------------------------------
+
+    Where a requirement request stands.
+    """
+
+REQUIREMENT_STATUS_UNSPECIFIED: RequirementStatus.ValueType  # 0
+REQUIREMENT_STATUS_SUBMITTED: RequirementStatus.ValueType  # 1
+REQUIREMENT_STATUS_UNDER_REVIEW: RequirementStatus.ValueType  # 2
+REQUIREMENT_STATUS_FEASIBLE: RequirementStatus.ValueType  # 3
+REQUIREMENT_STATUS_NOT_FEASIBLE: RequirementStatus.ValueType  # 4
+REQUIREMENT_STATUS_QUOTED: RequirementStatus.ValueType  # 5
+"""A quote references it."""
+Global___RequirementStatus: _TypeAlias = RequirementStatus  # noqa: Y015
+
 @_typing.final
 class Stage(_message.Message):
     """A stage of a pipeline."""
@@ -189,6 +218,7 @@ class Opportunity(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
+    LEAD_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     customer_id: _builtins.str
     name: _builtins.str
@@ -208,6 +238,10 @@ class Opportunity(_message.Message):
     version: _builtins.int
     """Incremented by every change; the gateway's ETag."""
     created_by: _builtins.str
+    lead_id: _builtins.str
+    """The lead this opportunity was converted from; one opportunity per lead (a retried
+    conversion gets the same one back).
+    """
     @_builtins.property
     def amount(self) -> _money_pb2.Money: ...
     @_builtins.property
@@ -238,10 +272,11 @@ class Opportunity(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         close_time: _timestamp_pb2.Timestamp | None = ...,
         created_by: _builtins.str = ...,
+        lead_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "close_time", b"close_time", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "close_time", b"close_time", "create_time", b"create_time", "created_by", b"created_by", "customer_id", b"customer_id", "department_path", b"department_path", "expected_close_date", b"expected_close_date", "id", b"id", "lost_note", b"lost_note", "lost_reason", b"lost_reason", "name", b"name", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id", "probability", b"probability", "stage_id", b"stage_id", "status", b"status", "team_id", b"team_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "close_time", b"close_time", "create_time", b"create_time", "created_by", b"created_by", "customer_id", b"customer_id", "department_path", b"department_path", "expected_close_date", b"expected_close_date", "id", b"id", "lead_id", b"lead_id", "lost_note", b"lost_note", "lost_reason", b"lost_reason", "name", b"name", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id", "probability", b"probability", "stage_id", b"stage_id", "status", b"status", "team_id", b"team_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -357,6 +392,7 @@ class Quote(_message.Message):
     DECIDE_TIME_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    REQUIREMENT_REQUEST_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     opportunity_id: _builtins.str
     customer_id: _builtins.str
@@ -372,6 +408,8 @@ class Quote(_message.Message):
     department_path: _builtins.str
     created_by: _builtins.str
     note: _builtins.str
+    requirement_request_id: _builtins.str
+    """The requirement request (R-OPP-02) this quote answers; it must be feasible, and becomes quoted."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuoteLine]: ...
     @_builtins.property
@@ -408,10 +446,11 @@ class Quote(_message.Message):
         decide_time: _timestamp_pb2.Timestamp | None = ...,
         created_by: _builtins.str = ...,
         note: _builtins.str = ...,
+        requirement_request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decide_time", b"decide_time", "gross_total", b"gross_total", "net_total", b"net_total", "send_time", b"send_time", "tax_total", b"tax_total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "created_by", b"created_by", "currency", b"currency", "customer_id", b"customer_id", "decide_time", b"decide_time", "department_path", b"department_path", "gross_total", b"gross_total", "id", b"id", "lines", b"lines", "net_total", b"net_total", "note", b"note", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "quote_version", b"quote_version", "send_time", b"send_time", "status", b"status", "tax_total", b"tax_total", "team_id", b"team_id", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "created_by", b"created_by", "currency", b"currency", "customer_id", b"customer_id", "decide_time", b"decide_time", "department_path", b"department_path", "gross_total", b"gross_total", "id", b"id", "lines", b"lines", "net_total", b"net_total", "note", b"note", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "quote_version", b"quote_version", "requirement_request_id", b"requirement_request_id", "send_time", b"send_time", "status", b"status", "tax_total", b"tax_total", "team_id", b"team_id", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1325,3 +1364,373 @@ class GetFunnelResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetFunnelResponse: _TypeAlias = GetFunnelResponse  # noqa: Y015
+
+@_typing.final
+class Attachment(_message.Message):
+    """Metadata of a file attached to a request; the file itself lives elsewhere (object storage)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    size_bytes: _builtins.int
+    content_type: _builtins.str
+    url: _builtins.str
+    """Where the file is: a URL or an object-store key."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        content_type: _builtins.str = ...,
+        url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "name", b"name", "size_bytes", b"size_bytes", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attachment: _TypeAlias = Attachment  # noqa: Y015
+
+@_typing.final
+class RequirementRequest(_message.Message):
+    """A customer's request for a customised product, reviewed for feasibility before it is quoted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OPPORTUNITY_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    SPECIFICATION_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    TARGET_PRICE_FIELD_NUMBER: _builtins.int
+    REQUESTED_DATE_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REVIEWER_ID_FIELD_NUMBER: _builtins.int
+    REVIEW_NOTES_FIELD_NUMBER: _builtins.int
+    QUOTE_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_PATH_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    opportunity_id: _builtins.str
+    customer_id: _builtins.str
+    title: _builtins.str
+    specification: _builtins.str
+    quantity: _builtins.str
+    """Decimal string."""
+    unit: _builtins.str
+    """e.g. "pcs", "kg", "m"."""
+    requested_date: _builtins.str
+    """ISO 8601 date the customer wants delivery."""
+    status: Global___RequirementStatus.ValueType
+    reviewer_id: _builtins.str
+    review_notes: _builtins.str
+    quote_id: _builtins.str
+    """The quote that answered it."""
+    owner_id: _builtins.str
+    team_id: _builtins.str
+    department_path: _builtins.str
+    version: _builtins.int
+    created_by: _builtins.str
+    @_builtins.property
+    def target_price(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        opportunity_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        specification: _builtins.str = ...,
+        quantity: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        target_price: _money_pb2.Money | None = ...,
+        requested_date: _builtins.str = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        status: Global___RequirementStatus.ValueType = ...,
+        reviewer_id: _builtins.str = ...,
+        review_notes: _builtins.str = ...,
+        quote_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        team_id: _builtins.str = ...,
+        department_path: _builtins.str = ...,
+        version: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+        created_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decide_time", b"decide_time", "target_price", b"target_price", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "create_time", b"create_time", "created_by", b"created_by", "customer_id", b"customer_id", "decide_time", b"decide_time", "department_path", b"department_path", "id", b"id", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "quantity", b"quantity", "quote_id", b"quote_id", "requested_date", b"requested_date", "review_notes", b"review_notes", "reviewer_id", b"reviewer_id", "specification", b"specification", "status", b"status", "target_price", b"target_price", "team_id", b"team_id", "title", b"title", "unit", b"unit", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequirementRequest: _TypeAlias = RequirementRequest  # noqa: Y015
+
+@_typing.final
+class CreateRequirementRequestRequest(_message.Message):
+    """CreateRequirementRequest input: opportunity_id, title, specification, quantity, unit,
+    target_price, requested_date and attachments are read.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIREMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requirement_request(self) -> Global___RequirementRequest: ...
+    def __init__(
+        self,
+        *,
+        requirement_request: Global___RequirementRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateRequirementRequestRequest: _TypeAlias = CreateRequirementRequestRequest  # noqa: Y015
+
+@_typing.final
+class CreateRequirementRequestResponse(_message.Message):
+    """CreateRequirementRequest output; reviewer_ids are the holders of the reviewer role."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIREMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    REVIEWER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requirement_request(self) -> Global___RequirementRequest: ...
+    @_builtins.property
+    def reviewer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        requirement_request: Global___RequirementRequest | None = ...,
+        reviewer_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request", "reviewer_ids", b"reviewer_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateRequirementRequestResponse: _TypeAlias = CreateRequirementRequestResponse  # noqa: Y015
+
+@_typing.final
+class GetRequirementRequestRequest(_message.Message):
+    """GetRequirementRequest input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRequirementRequestRequest: _TypeAlias = GetRequirementRequestRequest  # noqa: Y015
+
+@_typing.final
+class GetRequirementRequestResponse(_message.Message):
+    """GetRequirementRequest output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIREMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requirement_request(self) -> Global___RequirementRequest: ...
+    def __init__(
+        self,
+        *,
+        requirement_request: Global___RequirementRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRequirementRequestResponse: _TypeAlias = GetRequirementRequestResponse  # noqa: Y015
+
+@_typing.final
+class ListRequirementRequestsRequest(_message.Message):
+    """ListRequirementRequests input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    OPPORTUNITY_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    opportunity_id: _builtins.str
+    status: Global___RequirementStatus.ValueType
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        opportunity_id: _builtins.str = ...,
+        status: Global___RequirementStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["opportunity_id", b"opportunity_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRequirementRequestsRequest: _TypeAlias = ListRequirementRequestsRequest  # noqa: Y015
+
+@_typing.final
+class ListRequirementRequestsResponse(_message.Message):
+    """ListRequirementRequests output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIREMENT_REQUESTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def requirement_requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequirementRequest]: ...
+    def __init__(
+        self,
+        *,
+        requirement_requests: _abc.Iterable[Global___RequirementRequest] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "requirement_requests", b"requirement_requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRequirementRequestsResponse: _TypeAlias = ListRequirementRequestsResponse  # noqa: Y015
+
+@_typing.final
+class StartRequirementReviewRequest(_message.Message):
+    """StartRequirementReview input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    expected_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartRequirementReviewRequest: _TypeAlias = StartRequirementReviewRequest  # noqa: Y015
+
+@_typing.final
+class StartRequirementReviewResponse(_message.Message):
+    """StartRequirementReview output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIREMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requirement_request(self) -> Global___RequirementRequest: ...
+    def __init__(
+        self,
+        *,
+        requirement_request: Global___RequirementRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartRequirementReviewResponse: _TypeAlias = StartRequirementReviewResponse  # noqa: Y015
+
+@_typing.final
+class DecideRequirementRequestRequest(_message.Message):
+    """DecideRequirementRequest input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FEASIBLE_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    feasible: _builtins.bool
+    notes: _builtins.str
+    expected_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        feasible: _builtins.bool = ...,
+        notes: _builtins.str = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "feasible", b"feasible", "id", b"id", "notes", b"notes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideRequirementRequestRequest: _TypeAlias = DecideRequirementRequestRequest  # noqa: Y015
+
+@_typing.final
+class DecideRequirementRequestResponse(_message.Message):
+    """DecideRequirementRequest output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIREMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requirement_request(self) -> Global___RequirementRequest: ...
+    def __init__(
+        self,
+        *,
+        requirement_request: Global___RequirementRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requirement_request", b"requirement_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideRequirementRequestResponse: _TypeAlias = DecideRequirementRequestResponse  # noqa: Y015

@@ -126,6 +126,31 @@ class OpportunitiesServiceStub:
                 request_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetFunnelRequest.SerializeToString,
                 response_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetFunnelResponse.FromString,
                 _registered_method=True)
+        self.CreateRequirementRequest = channel.unary_unary(
+                '/crm.opportunities.v1.OpportunitiesService/CreateRequirementRequest',
+                request_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.CreateRequirementRequestRequest.SerializeToString,
+                response_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.CreateRequirementRequestResponse.FromString,
+                _registered_method=True)
+        self.GetRequirementRequest = channel.unary_unary(
+                '/crm.opportunities.v1.OpportunitiesService/GetRequirementRequest',
+                request_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetRequirementRequestRequest.SerializeToString,
+                response_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetRequirementRequestResponse.FromString,
+                _registered_method=True)
+        self.ListRequirementRequests = channel.unary_unary(
+                '/crm.opportunities.v1.OpportunitiesService/ListRequirementRequests',
+                request_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.ListRequirementRequestsRequest.SerializeToString,
+                response_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.ListRequirementRequestsResponse.FromString,
+                _registered_method=True)
+        self.StartRequirementReview = channel.unary_unary(
+                '/crm.opportunities.v1.OpportunitiesService/StartRequirementReview',
+                request_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.StartRequirementReviewRequest.SerializeToString,
+                response_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.StartRequirementReviewResponse.FromString,
+                _registered_method=True)
+        self.DecideRequirementRequest = channel.unary_unary(
+                '/crm.opportunities.v1.OpportunitiesService/DecideRequirementRequest',
+                request_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.DecideRequirementRequestRequest.SerializeToString,
+                response_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.DecideRequirementRequestResponse.FromString,
+                _registered_method=True)
 
 
 class OpportunitiesServiceServicer:
@@ -260,6 +285,41 @@ class OpportunitiesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateRequirementRequest(self, request, context):
+        """R-OPP-02: records a customer's requirement request for a customised product (submitted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRequirementRequest(self, request, context):
+        """Reads one requirement request within the caller's data scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRequirementRequests(self, request, context):
+        """Lists requirement requests within the caller's data scope, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartRequirementReview(self, request, context):
+        """A reviewer (the reviewer role) takes a submitted request into feasibility review.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideRequirementRequest(self, request, context):
+        """The reviewer decides: feasible or not feasible, with notes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OpportunitiesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -352,6 +412,31 @@ def add_OpportunitiesServiceServicer_to_server(servicer, server):
                     servicer.GetFunnel,
                     request_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetFunnelRequest.FromString,
                     response_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetFunnelResponse.SerializeToString,
+            ),
+            'CreateRequirementRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRequirementRequest,
+                    request_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.CreateRequirementRequestRequest.FromString,
+                    response_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.CreateRequirementRequestResponse.SerializeToString,
+            ),
+            'GetRequirementRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRequirementRequest,
+                    request_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetRequirementRequestRequest.FromString,
+                    response_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetRequirementRequestResponse.SerializeToString,
+            ),
+            'ListRequirementRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRequirementRequests,
+                    request_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.ListRequirementRequestsRequest.FromString,
+                    response_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.ListRequirementRequestsResponse.SerializeToString,
+            ),
+            'StartRequirementReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartRequirementReview,
+                    request_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.StartRequirementReviewRequest.FromString,
+                    response_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.StartRequirementReviewResponse.SerializeToString,
+            ),
+            'DecideRequirementRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideRequirementRequest,
+                    request_deserializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.DecideRequirementRequestRequest.FromString,
+                    response_serializer=crm_dot_opportunities_dot_v1_dot_opportunities__pb2.DecideRequirementRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -842,6 +927,141 @@ class OpportunitiesService:
             '/crm.opportunities.v1.OpportunitiesService/GetFunnel',
             crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetFunnelRequest.SerializeToString,
             crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetFunnelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRequirementRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.opportunities.v1.OpportunitiesService/CreateRequirementRequest',
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.CreateRequirementRequestRequest.SerializeToString,
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.CreateRequirementRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRequirementRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.opportunities.v1.OpportunitiesService/GetRequirementRequest',
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetRequirementRequestRequest.SerializeToString,
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.GetRequirementRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRequirementRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.opportunities.v1.OpportunitiesService/ListRequirementRequests',
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.ListRequirementRequestsRequest.SerializeToString,
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.ListRequirementRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartRequirementReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.opportunities.v1.OpportunitiesService/StartRequirementReview',
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.StartRequirementReviewRequest.SerializeToString,
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.StartRequirementReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideRequirementRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.opportunities.v1.OpportunitiesService/DecideRequirementRequest',
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.DecideRequirementRequestRequest.SerializeToString,
+            crm_dot_opportunities_dot_v1_dot_opportunities__pb2.DecideRequirementRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

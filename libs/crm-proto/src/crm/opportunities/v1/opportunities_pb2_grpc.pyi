@@ -73,6 +73,16 @@ class OpportunitiesServiceStub:
     """Records the customer's rejection of a sent quote."""
     GetFunnel: _grpc.UnaryUnaryMultiCallable[_opportunities_pb2.GetFunnelRequest, _opportunities_pb2.GetFunnelResponse]
     """The sales funnel of a pipeline within the caller's data scope (R-OPP-04)."""
+    CreateRequirementRequest: _grpc.UnaryUnaryMultiCallable[_opportunities_pb2.CreateRequirementRequestRequest, _opportunities_pb2.CreateRequirementRequestResponse]
+    """R-OPP-02: records a customer's requirement request for a customised product (submitted)."""
+    GetRequirementRequest: _grpc.UnaryUnaryMultiCallable[_opportunities_pb2.GetRequirementRequestRequest, _opportunities_pb2.GetRequirementRequestResponse]
+    """Reads one requirement request within the caller's data scope."""
+    ListRequirementRequests: _grpc.UnaryUnaryMultiCallable[_opportunities_pb2.ListRequirementRequestsRequest, _opportunities_pb2.ListRequirementRequestsResponse]
+    """Lists requirement requests within the caller's data scope, newest first."""
+    StartRequirementReview: _grpc.UnaryUnaryMultiCallable[_opportunities_pb2.StartRequirementReviewRequest, _opportunities_pb2.StartRequirementReviewResponse]
+    """A reviewer (the reviewer role) takes a submitted request into feasibility review."""
+    DecideRequirementRequest: _grpc.UnaryUnaryMultiCallable[_opportunities_pb2.DecideRequirementRequestRequest, _opportunities_pb2.DecideRequirementRequestResponse]
+    """The reviewer decides: feasible or not feasible, with notes."""
 
 @_typing.type_check_only
 class OpportunitiesServiceAsyncStub(OpportunitiesServiceStub):
@@ -119,6 +129,16 @@ class OpportunitiesServiceAsyncStub(OpportunitiesServiceStub):
     """Records the customer's rejection of a sent quote."""
     GetFunnel: _aio.UnaryUnaryMultiCallable[_opportunities_pb2.GetFunnelRequest, _opportunities_pb2.GetFunnelResponse]  # type: ignore[assignment]
     """The sales funnel of a pipeline within the caller's data scope (R-OPP-04)."""
+    CreateRequirementRequest: _aio.UnaryUnaryMultiCallable[_opportunities_pb2.CreateRequirementRequestRequest, _opportunities_pb2.CreateRequirementRequestResponse]  # type: ignore[assignment]
+    """R-OPP-02: records a customer's requirement request for a customised product (submitted)."""
+    GetRequirementRequest: _aio.UnaryUnaryMultiCallable[_opportunities_pb2.GetRequirementRequestRequest, _opportunities_pb2.GetRequirementRequestResponse]  # type: ignore[assignment]
+    """Reads one requirement request within the caller's data scope."""
+    ListRequirementRequests: _aio.UnaryUnaryMultiCallable[_opportunities_pb2.ListRequirementRequestsRequest, _opportunities_pb2.ListRequirementRequestsResponse]  # type: ignore[assignment]
+    """Lists requirement requests within the caller's data scope, newest first."""
+    StartRequirementReview: _aio.UnaryUnaryMultiCallable[_opportunities_pb2.StartRequirementReviewRequest, _opportunities_pb2.StartRequirementReviewResponse]  # type: ignore[assignment]
+    """A reviewer (the reviewer role) takes a submitted request into feasibility review."""
+    DecideRequirementRequest: _aio.UnaryUnaryMultiCallable[_opportunities_pb2.DecideRequirementRequestRequest, _opportunities_pb2.DecideRequirementRequestResponse]  # type: ignore[assignment]
+    """The reviewer decides: feasible or not feasible, with notes."""
 
 class OpportunitiesServiceServicer(metaclass=_abc_1.ABCMeta):
     """Opportunities on configurable stage pipelines, their stage history, won/lost outcomes,
@@ -270,5 +290,45 @@ class OpportunitiesServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_opportunities_pb2.GetFunnelResponse, _abc.Awaitable[_opportunities_pb2.GetFunnelResponse]]:
         """The sales funnel of a pipeline within the caller's data scope (R-OPP-04)."""
+
+    @_abc_1.abstractmethod
+    def CreateRequirementRequest(
+        self,
+        request: _opportunities_pb2.CreateRequirementRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_opportunities_pb2.CreateRequirementRequestResponse, _abc.Awaitable[_opportunities_pb2.CreateRequirementRequestResponse]]:
+        """R-OPP-02: records a customer's requirement request for a customised product (submitted)."""
+
+    @_abc_1.abstractmethod
+    def GetRequirementRequest(
+        self,
+        request: _opportunities_pb2.GetRequirementRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_opportunities_pb2.GetRequirementRequestResponse, _abc.Awaitable[_opportunities_pb2.GetRequirementRequestResponse]]:
+        """Reads one requirement request within the caller's data scope."""
+
+    @_abc_1.abstractmethod
+    def ListRequirementRequests(
+        self,
+        request: _opportunities_pb2.ListRequirementRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_opportunities_pb2.ListRequirementRequestsResponse, _abc.Awaitable[_opportunities_pb2.ListRequirementRequestsResponse]]:
+        """Lists requirement requests within the caller's data scope, newest first."""
+
+    @_abc_1.abstractmethod
+    def StartRequirementReview(
+        self,
+        request: _opportunities_pb2.StartRequirementReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_opportunities_pb2.StartRequirementReviewResponse, _abc.Awaitable[_opportunities_pb2.StartRequirementReviewResponse]]:
+        """A reviewer (the reviewer role) takes a submitted request into feasibility review."""
+
+    @_abc_1.abstractmethod
+    def DecideRequirementRequest(
+        self,
+        request: _opportunities_pb2.DecideRequirementRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_opportunities_pb2.DecideRequirementRequestResponse, _abc.Awaitable[_opportunities_pb2.DecideRequirementRequestResponse]]:
+        """The reviewer decides: feasible or not feasible, with notes."""
 
 def add_OpportunitiesServiceServicer_to_server(servicer: OpportunitiesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -244,6 +244,8 @@ class DeliveryRecorded(_message.Message):
     TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
     SHIPPED_ON_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ORDER_NUMBER_FIELD_NUMBER: _builtins.int
     delivery_id: _builtins.str
     order_id: _builtins.str
     customer_id: _builtins.str
@@ -253,6 +255,9 @@ class DeliveryRecorded(_message.Message):
     tracking_number: _builtins.str
     shipped_on: _builtins.str
     """ISO 8601 date (YYYY-MM-DD) the goods left."""
+    status: _builtins.str
+    """"planned" (SAP delivery created, goods not issued yet) or "shipped" (goods issued)."""
+    order_number: _builtins.str
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeliveryLine]: ...
     def __init__(
@@ -266,10 +271,12 @@ class DeliveryRecorded(_message.Message):
         tracking_number: _builtins.str = ...,
         shipped_on: _builtins.str = ...,
         lines: _abc.Iterable[Global___DeliveryLine] | None = ...,
+        status: _builtins.str = ...,
+        order_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "customer_id", b"customer_id", "delivery_id", b"delivery_id", "lines", b"lines", "order_id", b"order_id", "sap_delivery", b"sap_delivery", "shipped_on", b"shipped_on", "tracking_number", b"tracking_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "customer_id", b"customer_id", "delivery_id", b"delivery_id", "lines", b"lines", "order_id", b"order_id", "order_number", b"order_number", "sap_delivery", b"sap_delivery", "shipped_on", b"shipped_on", "status", b"status", "tracking_number", b"tracking_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -322,3 +322,32 @@ class SyncFailed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SyncFailed: _TypeAlias = SyncFailed  # noqa: Y015
+
+@_typing.final
+class SyncRequeued(_message.Message):
+    """An operator retried or replayed a record (R-SAP-03); the audit trail keeps who and when."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_KIND_FIELD_NUMBER: _builtins.int
+    CRM_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    record_kind: _builtins.str
+    """"business_partner" or "sales_order"."""
+    crm_id: _builtins.str
+    action: _builtins.str
+    """"retry" or "replay"."""
+    def __init__(
+        self,
+        *,
+        record_kind: _builtins.str = ...,
+        crm_id: _builtins.str = ...,
+        action: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "crm_id", b"crm_id", "record_kind", b"record_kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncRequeued: _TypeAlias = SyncRequeued  # noqa: Y015
