@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import jwt
 import pytest
+import sqlalchemy.exc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -66,6 +67,23 @@ CODES = {
 }
 
 
+class _PgError(Exception):
+    """What the asyncpg adapter hands SQLAlchemy: an error carrying a SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+DATABASE_TROUBLE: dict[str, Exception] = {
+    "pool-exhausted": sqlalchemy.exc.TimeoutError("QueuePool limit of size 10 overflow 10 reached"),
+    "too-many-clients": sqlalchemy.exc.DBAPIError("connect", None, _PgError("53300")),
+    "shutting-down": sqlalchemy.exc.DBAPIError("select 1", None, _PgError("57P01")),
+}
+# A syntax error (42601) will not go away on a retry.
+DATABASE_BUG = sqlalchemy.exc.DBAPIError("selec 1", None, _PgError("42601"))
+
+
 class Servicer(customers_pb2_grpc.CustomersServiceServicer):
     def __init__(self) -> None:
         self.seen: list[tuple[Principal, str]] = []
@@ -76,6 +94,10 @@ class Servicer(customers_pb2_grpc.CustomersServiceServicer):
         self.seen.append((principal, telemetry.current_trace_id()))
         if request.id in ERRORS:
             raise ERRORS[request.id]
+        if request.id in DATABASE_TROUBLE:
+            raise DATABASE_TROUBLE[request.id]
+        if request.id == "sql-bug":
+            raise DATABASE_BUG
         if request.id == "boom":
             raise KeyError("password=hunter2 at db.internal:5432")
         if request.id == "slow":
@@ -196,6 +218,22 @@ async def test_an_unexpected_error_is_internal_and_leaks_nothing(server: tuple[s
     assert "hunter2" not in (err.value.debug_error_string() or "")
     rebuilt = from_rpc_error(err.value)
     assert (rebuilt.message, rebuilt.reason) == ("internal error", "INTERNAL")
+
+
+@pytest.mark.parametrize("trouble", sorted(DATABASE_TROUBLE))
+async def test_a_database_out_of_reach_is_unavailable_not_internal(server: tuple[str, Servicer], trouble: str) -> None:
+    target, _ = server
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _get(target, trouble)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert from_rpc_error(err.value).reason == "DATABASE_UNAVAILABLE"
+
+
+async def test_a_database_error_that_is_a_bug_stays_internal(server: tuple[str, Servicer]) -> None:
+    target, _ = server
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _get(target, "sql-bug")
+    assert err.value.code() == grpc.StatusCode.INTERNAL
 
 
 async def test_an_unimplemented_method_is_unimplemented(server: tuple[str, Servicer]) -> None:

@@ -35,6 +35,9 @@ MARKER = ".crm-devstack"
 STATE_FILE = "suite.json"
 
 
+POSTGRES_MAX_CONNECTIONS = 400
+
+
 class SuiteError(RuntimeError):
     pass
 
@@ -143,7 +146,10 @@ class Suite:
         self.output = output if isinstance(output, Output) else Output(output)
         self.cwd = str(cwd) if cwd is not None else None
         self.log_level = log_level
+        # Every service keeps a pool of up to 20 connections plus its relay's: nine services need
+        # more than PostgreSQL's default of 100 under load (a production server is sized apart).
         self.postgres = EmbeddedPostgres(self.data_dir / "postgres", config.postgres_port,
+                                         settings={"max_connections": str(POSTGRES_MAX_CONNECTIONS)},
                                          log_file=self.data_dir / "postgres.log")
         self.nats = EmbeddedNats(self.data_dir / "nats", config.nats_port, config.nats_monitor_port)
         self.keys: DevKeys | None = None

@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import sqlalchemy.exc
 
 from crmkit import metrics
 from crmkit.auth import PRINCIPAL_METADATA_KEY, PrincipalVerifier, use_principal
-from crmkit.errors import CrmError, Unauthenticated
+from crmkit.errors import CrmError, Unauthenticated, Unavailable
 from crmkit.grpc.status import STATUS_DETAILS_KEY, to_status_details
 
 log = logging.getLogger("crmkit.grpc.access")
@@ -64,7 +65,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 # the generated base servicer's answer for a method the service does not serve yet
                 code = grpc.StatusCode.UNIMPLEMENTED
                 await context.abort(code, f"{method} is not implemented")
-            except Exception:
+            except Exception as exc:
+                if database_unavailable(exc):
+                    # Out of connections, or the database restarting: the caller may retry (503);
+                    # it is not a bug (500). Logged: someone has to size the pools or the server.
+                    log.warning("database unavailable", extra={"method": method, "error": type(exc).__name__})
+                    unavailable = Unavailable("the database is busy or restarting; retry shortly",
+                                              reason="DATABASE_UNAVAILABLE")
+                    code, details = to_status_details(unavailable)
+                    await context.abort(code, unavailable.message,
+                                        trailing_metadata=((STATUS_DETAILS_KEY, details),))
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error", extra={"method": method})
                 await context.abort(code, "internal error")
@@ -88,3 +98,20 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
 async def _refuse_streaming(request: Any, context: grpc.aio.ServicerContext) -> None:
     await context.abort(grpc.StatusCode.UNIMPLEMENTED, "streaming methods are not served yet")
+
+
+# SQLSTATE classes that mean "not now" rather than "wrong": connection exceptions, insufficient
+# resources (too many connections, out of memory or disk), operator intervention (shutting down).
+_RETRYABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an unexpected error is the database being out of reach, not a bug."""
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pooled connection free in time
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        return sqlstate.startswith(_RETRYABLE_SQLSTATE_PREFIXES) or isinstance(exc.orig, ConnectionError)
+    return isinstance(exc, ConnectionError)
