@@ -192,7 +192,8 @@ def cli() -> None:
     settings = GatewaySettings()  # type: ignore[call-arg]
     telemetry.setup("gateway", log_level=settings.log_level, otlp_endpoint=settings.otlp_endpoint)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=10)
+                access_log=False, timeout_graceful_shutdown=10,
+                timeout_keep_alive=settings.http_keep_alive_seconds)
 
 
 if __name__ == "__main__":

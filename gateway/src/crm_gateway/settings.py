@@ -10,6 +10,10 @@ from crmkit.settings import CommonSettings
 class GatewaySettings(CommonSettings):
     http_host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own interface
     http_port: int = 8000
+    # Idle keep-alive connections are closed after this long. It must exceed the idle timeout of
+    # whatever sits in front (load balancer, ingress: typically 60 s), or a request sent on a
+    # connection at the moment the gateway closes it fails ("server disconnected").
+    http_keep_alive_seconds: int = Field(75, ge=1)
     customers_target: str = "127.0.0.1:50051"
     # host:port of the opportunities service; without it its routes answer 503.
     opportunities_target: str = ""
