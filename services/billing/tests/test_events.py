@@ -36,7 +36,7 @@ def _wired() -> tuple[list[Subscription], dict[str, Any]]:
     added: dict[str, Any] = {}
     runtime = SimpleNamespace(settings=settings, sessions=None, subscriptions=[],
                               grpc=SimpleNamespace(add=lambda *args: None),
-                              add_background=lambda name, run: added.__setitem__(name, run))
+                              add_periodic=lambda name, run, interval: added.__setitem__(name, run))
     main.wire(runtime)  # type: ignore[arg-type]
     return runtime.subscriptions, added
 

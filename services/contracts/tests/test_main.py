@@ -29,6 +29,9 @@ class FakeRuntime(SimpleNamespace):
     def add_background(self, name: str, run: Any) -> None:
         self.background[name] = run
 
+    def add_periodic(self, name: str, run_pass: Any, interval: float, **_: Any) -> None:
+        self.add_background(name, run_pass)
+
     def internal_channel(self, target: str) -> Any:
         import grpc
 

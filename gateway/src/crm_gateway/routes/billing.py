@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import UTC
+from functools import partial
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.billing.v1 import billing_pb2 as pb
@@ -16,11 +17,14 @@ from crm.common.v1 import money_pb2
 from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated, require
+from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import billing_schemas as s
-from crmkit.errors import Unavailable
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import json_response as _json
 
+_stub = partial(backend, name="billing")
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["billing"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
@@ -28,19 +32,10 @@ _READ = Depends(require(p.BILLING_READ))
 _WRITE = Depends(require(p.BILLING_WRITE))
 # A rep's own contracts awaiting payment (R-BIL-04) are part of their contracts, not of billing.
 _CONTRACTS_READ = Depends(require(p.CONTRACTS_READ))
-_IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
-_IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
-                      "response and create nothing new (kept 24 hours)")
 _CONFLICT = {409: {"description": "The rule named by `reason` forbids it, e.g. OVER_ALLOCATION, CURRENCY_MISMATCH, "
                                   "PAYMENT_FULLY_ALLOCATED, ITEM_SETTLED, STATEMENT_NOT_DRAFT, STATEMENT_STATE, "
                                   "STATEMENT_PERIOD_OVERLAP, DISPUTE_ALREADY_RESOLVED"}}
 
-
-def _stub(request: Request) -> Any:
-    stub = request.app.state.billing
-    if stub is None:
-        raise Unavailable("the billing service is not configured (CRM_BILLING_TARGET)")
-    return stub
 
 
 def _time(t: Timestamp, present: bool = True) -> dt.datetime | None:
@@ -54,10 +49,6 @@ def _date(value: str) -> dt.date | None:
 def _money(m: money_pb2.Money) -> s.Money:
     return s.Money(amount=m.amount or "0.00", currency=m.currency or "CNY")
 
-
-def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json",
-                    headers=headers)
 
 
 def _allocation(m: pb.Allocation) -> s.Allocation:
@@ -123,7 +114,7 @@ def _with_etag(m: pb.Statement, status_code: int = 200) -> Response:
 @router.post("/invoices", status_code=201, response_model=s.Invoice, responses=_CONFLICT,
              summary="Create an invoice or credit note by hand; tax per line, half-up to the cent")
 async def create_invoice(body: s.InvoiceCreate, request: Request, caller: Caller = _WRITE,
-                         idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                         idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateInvoice(pb.CreateInvoiceRequest(
         customer_id=body.customer_id, contract_id=body.contract_id, order_id=body.order_id, kind=body.kind,
         currency=body.currency, issued_on=body.issued_on.isoformat() if body.issued_on else "",
@@ -162,7 +153,7 @@ async def get_invoice(invoice_id: UUID, request: Request, caller: Caller = _READ
 @router.post("/payments", status_code=201, response_model=s.Payment,
              summary="Record a payment received (回款); allocated automatically when exactly one open item matches")
 async def record_payment(body: s.PaymentCreate, request: Request, caller: Caller = _WRITE,
-                         idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                         idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).RecordPayment(pb.RecordPaymentRequest(
         customer_id=body.customer_id, contract_id=body.contract_id,
         amount=money_pb2.Money(amount=body.amount.amount, currency=body.amount.currency),
@@ -195,7 +186,7 @@ async def get_payment(payment_id: UUID, request: Request, caller: Caller = _READ
              summary="Allocate part of a payment to an invoice or an instalment by hand (same currency; never "
                      "more than the payment's rest or the item's open balance)")
 async def allocate_payment(payment_id: UUID, body: s.AllocationCreate, request: Request, caller: Caller = _WRITE,
-                           idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                           idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).AllocatePayment(pb.AllocatePaymentRequest(
         payment_id=str(payment_id), target_kind=body.target_kind, target_id=body.target_id, amount=body.amount),
         metadata=caller.metadata)
@@ -219,7 +210,7 @@ async def list_instalments(request: Request, contract_id: UUID = Query(...), cal
 @router.post("/statements", status_code=201, response_model=s.Statement, responses=_CONFLICT,
              summary="Draft a reconciliation statement (對賬單) of a customer for a period and currency")
 async def create_statement(body: s.StatementCreate, request: Request, caller: Caller = _WRITE,
-                           idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                           idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateStatement(pb.CreateStatementRequest(
         customer_id=body.customer_id, period_start=body.period_start.isoformat(),
         period_end=body.period_end.isoformat(), currency=body.currency), metadata=caller.metadata)
@@ -250,7 +241,7 @@ async def get_statement(statement_id: UUID, request: Request, caller: Caller = _
 @router.post("/statements/{statement_id}/issue", response_model=s.Statement, responses=_CONFLICT,
              summary="Issue a draft to the customer: its lines are recomputed and frozen (immutable afterwards)")
 async def issue_statement(statement_id: UUID, request: Request, caller: Caller = _WRITE,
-                          if_match: str | None = _IF_MATCH) -> Response:
+                          if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).IssueStatement(pb.IssueStatementRequest(
         id=str(statement_id), expected_version=expected_version(if_match)), metadata=caller.metadata)
     return _with_etag(reply.statement)
@@ -259,7 +250,7 @@ async def issue_statement(statement_id: UUID, request: Request, caller: Caller =
 @router.post("/statements/{statement_id}/confirm", response_model=s.Statement, responses=_CONFLICT,
              summary="Record the customer's confirmation of an issued (or resolved) statement")
 async def confirm_statement(statement_id: UUID, request: Request, caller: Caller = _WRITE,
-                            if_match: str | None = _IF_MATCH) -> Response:
+                            if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).ConfirmStatement(pb.ConfirmStatementRequest(
         id=str(statement_id), expected_version=expected_version(if_match)), metadata=caller.metadata)
     return _with_etag(reply.statement)
@@ -268,7 +259,7 @@ async def confirm_statement(statement_id: UUID, request: Request, caller: Caller
 @router.post("/statements/{statement_id}/dispute", response_model=s.Statement, responses=_CONFLICT,
              summary="Record the customer's dispute of lines of an issued statement, a reason per line")
 async def dispute_statement(statement_id: UUID, body: s.StatementDispute, request: Request,
-                            caller: Caller = _WRITE, if_match: str | None = _IF_MATCH) -> Response:
+                            caller: Caller = _WRITE, if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).DisputeStatement(pb.DisputeStatementRequest(
         id=str(statement_id), expected_version=expected_version(if_match),
         lines=[pb.LineDispute(line_id=d.line_id, reason=d.reason) for d in body.lines]), metadata=caller.metadata)
@@ -278,7 +269,7 @@ async def dispute_statement(statement_id: UUID, body: s.StatementDispute, reques
 @router.post("/statements/{statement_id}/resolve", response_model=s.Statement, responses=_CONFLICT,
              summary="Record how a disputed line was resolved; the statement is resolved when every line is")
 async def resolve_dispute(statement_id: UUID, body: s.DisputeResolution, request: Request, caller: Caller = _WRITE,
-                          if_match: str | None = _IF_MATCH) -> Response:
+                          if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).ResolveStatementDispute(pb.ResolveStatementDisputeRequest(
         id=str(statement_id), line_id=body.line_id, resolution=body.resolution,
         expected_version=expected_version(if_match)), metadata=caller.metadata)

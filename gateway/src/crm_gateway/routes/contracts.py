@@ -7,10 +7,10 @@ import datetime as dt
 import json
 import re
 from datetime import UTC
-from typing import Any
+from functools import partial
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.common.v1 import money_pb2
@@ -19,31 +19,26 @@ from crm.contracts.v1 import events_pb2 as ev
 from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated, require
+from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import contracts_schemas as s
-from crmkit.errors import InvalidArgument, Unavailable
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import json_response as _json
+from crmkit.errors import InvalidArgument
 
+_stub = partial(backend, name="contracts")
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["contracts"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
 _READ = Depends(require(p.CONTRACTS_READ))
 _WRITE = Depends(require(p.CONTRACTS_WRITE))
 _APPROVE = Depends(require(p.CONTRACTS_APPROVE))
-_IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
-_IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
-                      "response and create nothing new (kept 24 hours)")
 _CONFLICT = {409: {"description": "The rule named by `reason` forbids it in the current state, e.g. "
                                   "SIGN_ONLY_WHEN_APPROVED, EDIT_ONLY_DRAFT_OR_RETURNED, PLAN_REQUIRED, "
                                   "STEP_NOT_PENDING, NO_APPROVAL_RULE, NO_APPROVER"}}
 _WITHIN = re.compile(r"^(\d{1,2})(m?)$")
 
-
-def _stub(request: Request) -> Any:
-    stub = request.app.state.contracts
-    if stub is None:
-        raise Unavailable("the contracts service is not configured (CRM_CONTRACTS_TARGET)")
-    return stub
 
 
 def _time(t: Timestamp, present: bool = True) -> dt.datetime | None:
@@ -57,10 +52,6 @@ def _date(value: str) -> dt.date | None:
 def _money(m: money_pb2.Money) -> s.Money:
     return s.Money(amount=m.amount or "0.00", currency=m.currency or "CNY")
 
-
-def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json",
-                    headers=headers)
 
 
 def _line_json(li: ev.ContractLine) -> s.Line:
@@ -148,7 +139,7 @@ def _input(body: s.ContractFields, **extra: str) -> pb.ContractInput:
 @router.post("/contracts", status_code=201, response_model=s.Contract, responses=_CONFLICT,
              summary="Draft a contract by hand (contracts from accepted quotes are drafted automatically)")
 async def create_contract(body: s.ContractCreate, request: Request, caller: Caller = _WRITE,
-                          idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                          idempotency_key: str | None = IDEMPOTENCY) -> Response:
     message = _input(body, customer_id=body.customer_id, opportunity_id=body.opportunity_id, owner_id=body.owner_id,
                      team_id=body.team_id, predecessor_id=body.predecessor_id)
     reply = await _stub(request).CreateContract(pb.CreateContractRequest(contract=message), metadata=caller.metadata)
@@ -178,7 +169,7 @@ async def get_contract(contract_id: UUID, request: Request, caller: Caller = _RE
               summary="Change a draft or returned contract: the fields given replace (lines as a whole), the rest "
               "stay; a plan given must add up to the new amount")
 async def update_contract(contract_id: UUID, body: s.ContractUpdate, request: Request, caller: Caller = _WRITE,
-                          if_match: str | None = _IF_MATCH) -> Response:
+                          if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).UpdateContract(pb.UpdateContractRequest(
         id=str(contract_id), contract=_input(body), expected_revision=expected_version(if_match)),
         metadata=caller.metadata)
@@ -188,7 +179,7 @@ async def update_contract(contract_id: UUID, body: s.ContractUpdate, request: Re
 @router.post("/contracts/{contract_id}/submit", response_model=s.ApprovalStepList, responses=_CONFLICT,
              summary="Submit for approval: the first matching rule's chain, approvers resolved from the org chart")
 async def submit_contract(contract_id: UUID, request: Request, body: s.Submission | None = None,
-                          caller: Caller = _WRITE, if_match: str | None = _IF_MATCH) -> Response:
+                          caller: Caller = _WRITE, if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).SubmitContract(pb.SubmitContractRequest(
         id=str(contract_id), expected_revision=expected_version(if_match),
         chosen_approvers=(body.chosen_approvers if body else {})), metadata=caller.metadata)
@@ -199,7 +190,7 @@ async def submit_contract(contract_id: UUID, request: Request, body: s.Submissio
 @router.post("/contracts/{contract_id}/sign", response_model=s.Contract, responses=_CONFLICT,
              summary="Sign an approved contract (publishes contract.signed)")
 async def sign_contract(contract_id: UUID, request: Request, body: s.Signing | None = None, caller: Caller = _WRITE,
-                        if_match: str | None = _IF_MATCH) -> Response:
+                        if_match: str | None = IF_MATCH) -> Response:
     sign_date = body.sign_date.isoformat() if body and body.sign_date else ""
     reply = await _stub(request).SignContract(pb.SignContractRequest(
         id=str(contract_id), sign_date=sign_date, expected_revision=expected_version(if_match)),
@@ -210,7 +201,7 @@ async def sign_contract(contract_id: UUID, request: Request, body: s.Signing | N
 @router.post("/contracts/{contract_id}/terminate", response_model=s.Contract, responses=_CONFLICT,
              summary="Terminate a signed or active contract before its end")
 async def terminate_contract(contract_id: UUID, body: s.Termination, request: Request, caller: Caller = _WRITE,
-                             if_match: str | None = _IF_MATCH) -> Response:
+                             if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).TerminateContract(pb.TerminateContractRequest(
         id=str(contract_id), reason=body.reason, expected_revision=expected_version(if_match)),
         metadata=caller.metadata)
@@ -220,7 +211,7 @@ async def terminate_contract(contract_id: UUID, body: s.Termination, request: Re
 @router.post("/contracts/{contract_id}/amendments", response_model=s.Contract, responses=_CONFLICT,
              summary="Amend a signed or active contract: a new version; earlier ones stay readable")
 async def amend_contract(contract_id: UUID, body: s.Amendment, request: Request, caller: Caller = _WRITE,
-                         if_match: str | None = _IF_MATCH) -> Response:
+                         if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).AmendContract(pb.AmendContractRequest(
         id=str(contract_id), contract=_input(body), reason=body.reason, expected_revision=expected_version(if_match)),
         metadata=caller.metadata)
@@ -260,7 +251,7 @@ async def get_plan(contract_id: UUID, request: Request, caller: Caller = _READ) 
 @router.put("/contracts/{contract_id}/receivable-plan", response_model=s.Contract, responses=_CONFLICT,
             summary="Replace the plan of a draft or returned contract; it must add up to the amount exactly")
 async def set_plan(contract_id: UUID, body: s.ReceivablePlanSet, request: Request, caller: Caller = _WRITE,
-                   if_match: str | None = _IF_MATCH) -> Response:
+                   if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).SetReceivablePlan(pb.SetReceivablePlanRequest(
         contract_id=str(contract_id), expected_revision=expected_version(if_match),
         instalments=[pb.InstalmentInput(due_date=i.due_date.isoformat(), amount=i.amount, label=i.label)
@@ -271,7 +262,7 @@ async def set_plan(contract_id: UUID, body: s.ReceivablePlanSet, request: Reques
 @router.post("/contracts/{contract_id}/renewal", status_code=201, response_model=s.Contract,
              summary="Draft the renewal of a contract: same customer and lines, the next term (R-CON-04)")
 async def create_renewal(contract_id: UUID, request: Request, caller: Caller = _WRITE,
-                         idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                         idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateRenewal(pb.CreateRenewalRequest(contract_id=str(contract_id)),
                                                metadata=caller.metadata)
     return _with_etag(reply.contract, 201)
@@ -342,7 +333,7 @@ async def list_delegations(request: Request, caller: Caller = _APPROVE) -> Respo
 @router.post("/approvals/delegations", status_code=201, response_model=s.Delegation,
              summary="Name a delegate who may decide your approval steps for a period (inclusive)")
 async def create_delegation(body: s.DelegationCreate, request: Request, caller: Caller = _APPROVE,
-                            idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                            idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateDelegation(pb.CreateDelegationRequest(delegation=pb.Delegation(
         delegate_id=body.delegate_id, start_date=body.start_date.isoformat(), end_date=body.end_date.isoformat())),
         metadata=caller.metadata)
@@ -368,7 +359,7 @@ async def list_rules(request: Request, caller: Caller = _READ) -> Response:
 @router.post("/approval-rules", status_code=201, response_model=s.Rule,
              summary="Create an approval rule (administrators)")
 async def create_rule(body: s.RuleFields, request: Request, caller: Caller = _WRITE,
-                      idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                      idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateApprovalRule(pb.CreateApprovalRuleRequest(rule=_rule_pb(body)),
                                                     metadata=caller.metadata)
     return _json(_rule_json(reply.rule), 201, {"Location": f"/api/v1/approval-rules/{reply.rule.id}"})

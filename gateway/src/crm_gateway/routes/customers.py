@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC
+from functools import partial
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.json_format import MessageToDict
 
@@ -15,10 +16,14 @@ from crm.customers.v1 import customers_pb2 as pb
 from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated, require
+from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import customer_schemas as s
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import json_response as _json
 
+_stub = partial(backend, name="customers")
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["customers"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
@@ -27,13 +32,7 @@ _READ = Depends(require(p.CUSTOMERS_READ))
 _WRITE = Depends(require(p.CUSTOMERS_WRITE))
 _DELETE = Depends(require(p.CUSTOMERS_DELETE))
 _MANAGE_INDUSTRIES = Depends(require(p.INDUSTRIES_MANAGE))
-_IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
-_IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
-                      "response and create nothing new (kept 24 hours)")
 
-
-def _stub(request: Request) -> Any:
-    return request.app.state.customers
 
 
 def _enum(prefix: str, value: str) -> str:
@@ -94,17 +93,13 @@ def _follow_up_json(m: pb.FollowUp) -> s.FollowUp:
                       author_name=m.author_name, created_at=m.create_time.ToDatetime(UTC))
 
 
-def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json",
-                    headers=headers)
-
 
 # Customers -----------------------------------------------------------------------------------
 
 @router.post("/customers", status_code=201, response_model=s.Customer, summary="Create a customer",
              responses={409: {"description": "A customer with this tax ID exists (named when visible to you)"}})
 async def create_customer(body: s.CustomerCreate, request: Request, caller: Caller = _WRITE,
-                          idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                          idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateCustomer(
         pb.CreateCustomerRequest(customer=_customer_pb(body.model_dump())), metadata=caller.metadata)
     customer = _customer_json(reply.customer)
@@ -135,7 +130,7 @@ async def get_customer(customer_id: UUID, request: Request, caller: Caller = _RE
 
 @router.patch("/customers/{customer_id}", response_model=s.Customer, summary="Change a customer (merge patch)")
 async def update_customer(customer_id: UUID, body: s.CustomerPatch, request: Request,
-                          caller: Caller = _WRITE, if_match: str | None = _IF_MATCH) -> Response:
+                          caller: Caller = _WRITE, if_match: str | None = IF_MATCH) -> Response:
     fields = body.model_dump(exclude_unset=True)
     message = _customer_pb({k: v for k, v in fields.items() if v is not None})
     message.id = str(customer_id)
@@ -148,7 +143,7 @@ async def update_customer(customer_id: UUID, body: s.CustomerPatch, request: Req
 
 @router.delete("/customers/{customer_id}", status_code=204, summary="Delete a customer")
 async def delete_customer(customer_id: UUID, request: Request, caller: Caller = _DELETE,
-                          if_match: str | None = _IF_MATCH) -> Response:
+                          if_match: str | None = IF_MATCH) -> Response:
     await _stub(request).DeleteCustomer(
         pb.DeleteCustomerRequest(id=str(customer_id), expected_version=expected_version(if_match)),
         metadata=caller.metadata)
@@ -160,7 +155,7 @@ async def delete_customer(customer_id: UUID, request: Request, caller: Caller = 
 @router.post("/customers/{customer_id}/contacts", status_code=201, response_model=s.Contact,
              summary="Add a contact")
 async def add_contact(customer_id: UUID, body: s.ContactFields, request: Request,
-                      caller: Caller = _WRITE, idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                      caller: Caller = _WRITE, idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).AddContact(
         pb.AddContactRequest(customer_id=str(customer_id), contact=pb.Contact(**body.model_dump())),
         metadata=caller.metadata)
@@ -179,7 +174,7 @@ async def list_contacts(customer_id: UUID, request: Request, caller: Caller = _R
 @router.patch("/customers/{customer_id}/contacts/{contact_id}", response_model=s.Contact,
               summary="Change a contact (merge patch)")
 async def update_contact(customer_id: UUID, contact_id: UUID, body: s.ContactPatch, request: Request,
-                         caller: Caller = _WRITE, if_match: str | None = _IF_MATCH) -> Response:
+                         caller: Caller = _WRITE, if_match: str | None = IF_MATCH) -> Response:
     fields = body.model_dump(exclude_unset=True)
     message = pb.Contact(id=str(contact_id), customer_id=str(customer_id),
                          **{k: v for k, v in fields.items() if v is not None})
@@ -204,7 +199,7 @@ async def remove_contact(customer_id: UUID, contact_id: UUID, request: Request,
              summary="Record a follow-up on the customer's timeline")
 async def record_follow_up(customer_id: UUID, body: s.FollowUpCreate, request: Request,
                            caller: Caller = _WRITE,
-                           idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                           idempotency_key: str | None = IDEMPOTENCY) -> Response:
     message = pb.FollowUp(kind=pb.FollowUpKind.Value(_enum("FOLLOW_UP_KIND", body.kind)), summary=body.summary,
                           content=body.content, key_facts=body.key_facts, contact_id=body.contact_id)
     if body.occurred_at is not None:
@@ -236,7 +231,7 @@ async def list_industries(request: Request, caller: Caller = _READ) -> Response:
 
 @router.post("/industries", status_code=201, response_model=s.Industry, summary="Add an industry (administrators)")
 async def create_industry(body: s.Industry, request: Request, caller: Caller = _MANAGE_INDUSTRIES,
-                          idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                          idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateIndustry(pb.CreateIndustryRequest(industry=pb.Industry(**body.model_dump())),
                                                 metadata=caller.metadata)
     return _json(s.Industry(**MessageToDict(reply.industry, preserving_proto_field_name=True)), 201)

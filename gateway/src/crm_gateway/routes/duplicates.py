@@ -6,7 +6,7 @@ Registered before routes/customers.py, so `/customers/duplicates` is not taken f
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -16,11 +16,14 @@ from crm.customers.v1 import customers_pb2 as pb
 from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated, require
+from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import customer_schemas as s
+from crm_gateway.routes.common import json_response as _json
 from crm_gateway.routes.customers import _customer_json
 
+_stub = partial(backend, name="customers")
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["customers"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
@@ -57,13 +60,6 @@ class DismissRequest(BaseModel):
     other_id: UUID
 
 
-def _stub(request: Request) -> Any:
-    return request.app.state.customers
-
-
-def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json",
-                    headers=headers)
 
 
 @router.get("/customers/duplicates", response_model=DuplicatePage, summary="Likely duplicate customers",

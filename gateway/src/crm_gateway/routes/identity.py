@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import AwareDatetime
@@ -18,14 +18,13 @@ from crm_gateway.auth import Caller, authenticated, require
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import identity_schemas as s
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import json_response as _json
 from crmkit.errors import PermissionDenied, Unavailable
 
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["organisation and access"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
-_IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
-_IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
-                      "response and create nothing new (kept 24 hours)")
 
 
 def identity_stub(request: Request) -> Any:
@@ -34,10 +33,6 @@ def identity_stub(request: Request) -> Any:
         raise Unavailable("the identity service is not configured (CRM_IDENTITY_TARGET)", reason="UNAVAILABLE")
     return stub
 
-
-def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json",
-                    headers=headers)
 
 
 def _time(ts: Timestamp) -> datetime | None:
@@ -108,7 +103,7 @@ async def list_users(request: Request, caller: Caller = Depends(require(p.ORG_RE
 
 @router.post("/users", status_code=201, response_model=s.User, summary="Create a user with an initial password")
 async def create_user(body: s.UserCreate, request: Request, caller: Caller = Depends(require(p.ORG_MANAGE)),
-                      idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                      idempotency_key: str | None = IDEMPOTENCY) -> Response:
     fields = body.model_dump(exclude={"password"})
     reply = await identity_stub(request).CreateUser(pb.CreateUserRequest(
         user=pb.User(**fields), initial_password=body.password), metadata=caller.metadata)
@@ -126,7 +121,7 @@ async def get_user(request: Request, user_id: str = Path(max_length=100),
 
 @router.patch("/users/{user_id}", response_model=s.User, summary="Change a user (merge patch)")
 async def update_user(body: s.UserPatch, request: Request, user_id: str = Path(max_length=100),
-                      caller: Caller = Depends(require(p.ORG_MANAGE)), if_match: str | None = _IF_MATCH) -> Response:
+                      caller: Caller = Depends(require(p.ORG_MANAGE)), if_match: str | None = IF_MATCH) -> Response:
     fields = body.model_dump(exclude_unset=True)
     message = pb.User(id=user_id)
     for key, value in fields.items():
@@ -171,7 +166,7 @@ async def list_departments(request: Request, caller: Caller = Depends(require(p.
 @router.post("/departments", status_code=201, response_model=s.Department, summary="Create a department")
 async def create_department(body: s.DepartmentCreate, request: Request,
                             caller: Caller = Depends(require(p.ORG_MANAGE)),
-                            idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                            idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await identity_stub(request).CreateDepartment(
         pb.CreateDepartmentRequest(department=pb.Department(**body.model_dump())), metadata=caller.metadata)
     department = _department_json(reply.department)
@@ -199,7 +194,7 @@ async def list_teams(request: Request, caller: Caller = Depends(require(p.ORG_RE
 
 @router.post("/teams", status_code=201, response_model=s.Team, summary="Create a team in a department")
 async def create_team(body: s.TeamCreate, request: Request, caller: Caller = Depends(require(p.ORG_MANAGE)),
-                      idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                      idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await identity_stub(request).CreateTeam(pb.CreateTeamRequest(team=pb.Team(**body.model_dump())),
                                                     metadata=caller.metadata)
     return _json(_team_json(reply.team), 201)
@@ -215,7 +210,7 @@ async def list_roles(request: Request, caller: Caller = Depends(require(p.ORG_RE
 
 @router.post("/roles", status_code=201, response_model=s.Role, summary="Create a custom role")
 async def create_role(body: s.RoleCreate, request: Request, caller: Caller = Depends(require(p.ORG_MANAGE)),
-                      idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                      idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await identity_stub(request).CreateRole(pb.CreateRoleRequest(role=_role_pb(body.model_dump())),
                                                     metadata=caller.metadata)
     return _json(_role_json(reply.role), 201)
@@ -245,7 +240,7 @@ async def list_partner_clients(request: Request, caller: Caller = Depends(requir
              summary="Register a partner system; its secret is shown once")
 async def create_partner_client(body: s.PartnerClientCreate, request: Request,
                                 caller: Caller = Depends(require(p.CLIENTS_MANAGE)),
-                                idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                                idempotency_key: str | None = IDEMPOTENCY) -> Response:
     fields = body.model_dump() | {"scopes": [p.normalise_scope(scope) for scope in body.scopes]}
     reply = await identity_stub(request).CreatePartnerClient(pb.CreatePartnerClientRequest(
         client=pb.PartnerClient(**fields)), metadata=caller.metadata)
@@ -264,7 +259,7 @@ async def list_api_keys(request: Request, caller: Caller = Depends(require(p.CLI
 @router.post("/api-keys", status_code=201, response_model=s.ApiKeyCreated,
              summary="Issue an API key for a partner client; the key is shown once")
 async def create_api_key(body: s.ApiKeyCreate, request: Request, caller: Caller = Depends(require(p.CLIENTS_MANAGE)),
-                         idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                         idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await identity_stub(request).CreateApiKey(pb.CreateApiKeyRequest(client_id=body.client_id,
                                                                              name=body.name),
                                                       metadata=caller.metadata)

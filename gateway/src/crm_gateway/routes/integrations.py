@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import UTC
-from typing import Any
+from functools import partial
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -16,10 +16,13 @@ from crm.sap.v1 import sap_pb2 as pb
 from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated, require
+from crm_gateway.backends import backend
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import integrations_schemas as s
-from crmkit.errors import InvalidArgument, Unavailable
+from crm_gateway.routes.common import json_response as _json
+from crmkit.errors import InvalidArgument
 
+_stub = partial(backend, name="sap")
 router = APIRouter(prefix="/api/v1/integrations/sap", route_class=ApiRoute, tags=["integrations"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
@@ -31,19 +34,10 @@ _STATE_NAMES = {v: k for k, v in _STATES.items()}
 _CONFLICT = {409: {"description": "NOTHING_TO_RETRY: the record has no queued change (replay it instead)"}}
 
 
-def _stub(request: Request) -> Any:
-    stub = request.app.state.sap
-    if stub is None:
-        raise Unavailable("the SAP integration is not configured (CRM_SAP_TARGET)")
-    return stub
-
 
 def _time(t: Timestamp, present: bool) -> dt.datetime | None:
     return t.ToDatetime(UTC) if present else None
 
-
-def _json(model: Any) -> Response:
-    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def _record(r: pb.SyncRecord) -> s.SyncRecord:

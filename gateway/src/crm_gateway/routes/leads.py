@@ -15,7 +15,7 @@ from datetime import UTC
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from crm.common.v1 import lifecycle_pb2, money_pb2
 from crm.customers.v1 import customers_pb2 as pb
@@ -26,6 +26,8 @@ from crm_gateway.auth import Caller, authenticated, require
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import leads_schemas as s
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import json_response as _json
 from crm_gateway.routes.customers import _contact_json, _customer_json
 from crm_gateway.routes.opportunities import _opportunity_json
 from crmkit.errors import PermissionDenied, Unavailable
@@ -37,9 +39,6 @@ _READ = Depends(require(p.LEADS_READ))
 _WRITE = Depends(require(p.LEADS_WRITE))
 _ASSIGN = Depends(require(p.LEADS_ASSIGN))
 _CUSTOMERS_WRITE = Depends(require(p.CUSTOMERS_WRITE))
-_IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
-_IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
-                      "response and create nothing new (kept 24 hours)")
 _CONFLICT = {409: {"description": "The rule named by `reason` forbids it, e.g. LEAD_CONVERTED, LEAD_UNQUALIFIED, "
                                   "LEAD_STATUS_TRANSITION"}}
 
@@ -57,10 +56,6 @@ def _opportunities(request: Request) -> Any:
         raise Unavailable("the opportunities service is not configured (CRM_OPPORTUNITIES_TARGET)")
     return stub
 
-
-def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json",
-                    headers=headers)
 
 
 def _status(value: int) -> str:
@@ -104,7 +99,7 @@ def _rule_json(m: pb.AssignmentRule) -> s.Rule:
 @router.post("/leads", status_code=201, response_model=s.Lead,
              summary="Create a lead; without an owner the assignment rules choose one")
 async def create_lead(body: s.LeadCreate, request: Request, caller: Caller = _WRITE,
-                      idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                      idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _customers(request).CreateLead(pb.CreateLeadRequest(lead=_lead_pb(body)), metadata=caller.metadata)
     return _with_etag(reply.lead, 201)
 
@@ -112,7 +107,7 @@ async def create_lead(body: s.LeadCreate, request: Request, caller: Caller = _WR
 @router.post("/leads/batch", status_code=201, response_model=s.LeadBatch,
              summary="Create up to 1,000 leads at once, spread fairly by the assignment rules (all or nothing)")
 async def create_leads(body: s.LeadBatchCreate, request: Request, caller: Caller = _WRITE,
-                       idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                       idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _customers(request).BatchCreateLeads(
         pb.BatchCreateLeadsRequest(leads=[_lead_pb(x) for x in body.leads]), metadata=caller.metadata)
     return _json(s.LeadBatch(items=[_lead_json(x) for x in reply.leads]), 201)
@@ -141,7 +136,7 @@ async def get_lead(lead_id: UUID, request: Request, caller: Caller = _READ) -> R
 @router.post("/leads/{lead_id}/status", response_model=s.Lead, responses=_CONFLICT,
              summary="Change a lead's status (converted only by converting it)")
 async def change_status(lead_id: UUID, body: s.LeadStatusChange, request: Request, caller: Caller = _WRITE,
-                        if_match: str | None = _IF_MATCH) -> Response:
+                        if_match: str | None = IF_MATCH) -> Response:
     reply = await _customers(request).UpdateLeadStatus(pb.UpdateLeadStatusRequest(
         id=str(lead_id), status=pb.LeadStatus.Value(f"LEAD_STATUS_{body.status.upper()}"),
         expected_version=expected_version(if_match)), metadata=caller.metadata)
@@ -151,7 +146,7 @@ async def change_status(lead_id: UUID, body: s.LeadStatusChange, request: Reques
 @router.post("/leads/{lead_id}/assign", response_model=s.Lead, responses=_CONFLICT,
              summary="Assign a lead by hand, or (no owner) run the assignment rules again")
 async def assign_lead(lead_id: UUID, body: s.LeadAssign, request: Request, caller: Caller = _WRITE,
-                      if_match: str | None = _IF_MATCH) -> Response:
+                      if_match: str | None = IF_MATCH) -> Response:
     reply = await _customers(request).AssignLead(pb.AssignLeadRequest(
         id=str(lead_id), owner_id=body.owner_id, team_id=body.team_id, expected_version=expected_version(if_match)),
         metadata=caller.metadata)
@@ -162,7 +157,7 @@ async def assign_lead(lead_id: UUID, body: s.LeadAssign, request: Request, calle
              summary="Convert a lead into a customer (new or existing), a contact and an opportunity; "
                      "repeating it completes or returns the same conversion")
 async def convert_lead(lead_id: UUID, request: Request, body: s.LeadConvert | None = None, caller: Caller = _WRITE,
-                       idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                       idempotency_key: str | None = IDEMPOTENCY) -> Response:
     body = body or s.LeadConvert()
     if not p.allows(caller.principal, p.OPPORTUNITIES_WRITE):
         raise PermissionDenied(f"converting a lead creates an opportunity: this needs the permission "
@@ -203,7 +198,7 @@ async def list_rules(request: Request, caller: Caller = _ASSIGN) -> Response:
 @router.post("/lead-assignment-rules", status_code=201, response_model=s.Rule,
              summary="Create a lead assignment rule: match conditions, a pool of people, a capacity cap")
 async def create_rule(body: s.RuleFields, request: Request, caller: Caller = _ASSIGN,
-                      idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                      idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _customers(request).CreateAssignmentRule(
         pb.CreateAssignmentRuleRequest(rule=pb.AssignmentRule(**body.model_dump())), metadata=caller.metadata)
     rule = _rule_json(reply.rule)
@@ -212,7 +207,7 @@ async def create_rule(body: s.RuleFields, request: Request, caller: Caller = _AS
 
 @router.put("/lead-assignment-rules/{rule_id}", response_model=s.Rule, summary="Replace a lead assignment rule")
 async def update_rule(rule_id: UUID, body: s.RuleFields, request: Request, caller: Caller = _ASSIGN,
-                      if_match: str | None = _IF_MATCH) -> Response:
+                      if_match: str | None = IF_MATCH) -> Response:
     reply = await _customers(request).UpdateAssignmentRule(pb.UpdateAssignmentRuleRequest(
         rule=pb.AssignmentRule(id=str(rule_id), **body.model_dump()), expected_version=expected_version(if_match)),
         metadata=caller.metadata)
@@ -240,7 +235,7 @@ async def attribution(request: Request, caller: Caller = _READ,
 @router.post("/customers/{customer_id}/reassign", response_model=s.cs.Customer, tags=["customers"],
              summary="Hand a customer to another owner (and team) within your scope")
 async def reassign_customer(customer_id: UUID, body: s.CustomerReassign, request: Request,
-                            caller: Caller = _CUSTOMERS_WRITE, if_match: str | None = _IF_MATCH) -> Response:
+                            caller: Caller = _CUSTOMERS_WRITE, if_match: str | None = IF_MATCH) -> Response:
     reply = await _customers(request).ReassignCustomer(pb.ReassignCustomerRequest(
         id=str(customer_id), owner_id=body.owner_id, team_id=body.team_id,
         expected_version=expected_version(if_match)), metadata=caller.metadata)

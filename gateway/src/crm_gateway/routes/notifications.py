@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -20,41 +21,32 @@ from crm.notifications.v1 import notifications_pb2 as pb
 from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated, require
+from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.push import OVERFLOW, push_of
 from crm_gateway.routes import notifications_schemas as s
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import json_response as _json
 from crmkit.auth import PRINCIPAL_METADATA_KEY
-from crmkit.errors import InvalidArgument, Unavailable
+from crmkit.errors import InvalidArgument
 
+_stub = partial(backend, name="notifications")
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["notifications"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
 _ME = Depends(authenticated)
 _MANAGE = Depends(require(p.NOTIFICATIONS_MANAGE))
 _WEBHOOKS = Depends(require(p.WEBHOOKS_MANAGE))
-_IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
-_IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
-                      "response and create nothing new (kept 24 hours)")
 # Replay pages while a stream catches up; the SSE keep-alive comment interval.
 _REPLAY_PAGE = 200
 _PING_SECONDS = 15
 
 
-def _stub(request: Request) -> Any:
-    stub = request.app.state.notifications
-    if stub is None:
-        raise Unavailable("the notifications service is not configured (CRM_NOTIFICATIONS_TARGET)")
-    return stub
-
 
 def _time(t: Timestamp, present: bool = True) -> dt.datetime | None:
     return t.ToDatetime(UTC) if present else None
 
-
-def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json",
-                    headers=headers)
 
 
 def _item_json(m: pb.InboxItem) -> s.InboxItem:
@@ -223,7 +215,7 @@ async def get_preferences(request: Request, caller: Caller = _ME) -> Response:
 
 @router.put("/notifications/preferences", response_model=s.PreferencesRead, summary="Replace your preferences")
 async def put_preferences(body: s.Preferences, request: Request, caller: Caller = _ME,
-                          if_match: str | None = _IF_MATCH) -> Response:
+                          if_match: str | None = IF_MATCH) -> Response:
     message = pb.Preferences(channels=[pb.KindChannels(kind=k, channels=v) for k, v in body.channels.items()],
                              quiet_start=body.quiet_start or "", quiet_end=body.quiet_end or "",
                              time_zone=body.time_zone, daily_digest=body.daily_digest, digest_hour=body.digest_hour)
@@ -273,7 +265,7 @@ async def list_rules(request: Request, caller: Caller = _MANAGE) -> Response:
 
 @router.post("/notification-rules", status_code=201, response_model=s.Rule, summary="Create a rule")
 async def create_rule(body: s.RuleFields, request: Request, caller: Caller = _MANAGE,
-                      idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                      idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateRule(pb.CreateRuleRequest(rule=_rule_pb(body)), metadata=caller.metadata)
     rule = _rule_json(reply.rule)
     return _json(rule, 201, {"ETag": etag_of(rule.version), "Location": f"/api/v1/notification-rules/{rule.id}"})
@@ -281,7 +273,7 @@ async def create_rule(body: s.RuleFields, request: Request, caller: Caller = _MA
 
 @router.put("/notification-rules/{rule_id}", response_model=s.Rule, summary="Replace a rule")
 async def update_rule(rule_id: UUID, body: s.RuleFields, request: Request, caller: Caller = _MANAGE,
-                      if_match: str | None = _IF_MATCH) -> Response:
+                      if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).UpdateRule(pb.UpdateRuleRequest(rule=_rule_pb(body, str(rule_id)),
                                                                  expected_version=expected_version(if_match)),
                                             metadata=caller.metadata)
@@ -306,7 +298,7 @@ async def list_webhooks(request: Request, caller: Caller = _WEBHOOKS) -> Respons
 @router.post("/webhooks", status_code=201, response_model=s.WebhookCreated,
              summary="Subscribe a partner URL to events; the answer shows the signing secret once")
 async def create_webhook(body: s.WebhookCreate, request: Request, caller: Caller = _WEBHOOKS,
-                         idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                         idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateWebhook(pb.CreateWebhookRequest(webhook=pb.Webhook(
         url=body.url, event_types=body.event_types, description=body.description)), metadata=caller.metadata)
     created = s.WebhookCreated(**_webhook_fields(reply.webhook), secret=reply.secret)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import UTC
-from typing import Any
+from functools import partial
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.common.v1 import money_pb2
@@ -16,28 +16,22 @@ from crm.opportunities.v1 import opportunities_pb2 as pb
 from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated, require
+from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import opportunities_schemas as s
-from crmkit.errors import Unavailable
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import json_response as _json
 
+_stub = partial(backend, name="opportunities")
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["opportunities"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
 _READ = Depends(require(p.OPPORTUNITIES_READ))
 _WRITE = Depends(require(p.OPPORTUNITIES_WRITE))
-_IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
-_IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
-                      "response and create nothing new (kept 24 hours)")
 _CONFLICT = {409: {"description": "The rule named by `reason` forbids it in the current state, e.g. "
                                   "OPPORTUNITY_CLOSED, QUOTE_NOT_SENT, QUOTE_EXPIRED"}}
 
-
-def _stub(request: Request) -> Any:
-    stub = request.app.state.opportunities
-    if stub is None:
-        raise Unavailable("the opportunities service is not configured (CRM_OPPORTUNITIES_TARGET)")
-    return stub
 
 
 def _time(t: Timestamp, present: bool = True) -> dt.datetime | None:
@@ -47,10 +41,6 @@ def _time(t: Timestamp, present: bool = True) -> dt.datetime | None:
 def _money(m: money_pb2.Money) -> s.Money:
     return s.Money(amount=m.amount or "0.00", currency=m.currency or "CNY")
 
-
-def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json",
-                    headers=headers)
 
 
 def _pipeline_json(m: pb.Pipeline) -> s.Pipeline:
@@ -106,7 +96,7 @@ async def list_pipelines(request: Request, caller: Caller = _READ) -> Response:
 @router.post("/pipelines", status_code=201, response_model=s.Pipeline,
              summary="Create a pipeline (administrators)")
 async def create_pipeline(body: s.PipelineCreate, request: Request, caller: Caller = _WRITE,
-                          idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                          idempotency_key: str | None = IDEMPOTENCY) -> Response:
     message = pb.Pipeline(name=body.name, stages=[
         pb.Stage(name=st.name, order=i, default_probability=st.default_probability, is_won=st.is_won,
                  is_lost=st.is_lost) for i, st in enumerate(body.stages, start=1)])
@@ -123,7 +113,7 @@ async def list_lost_reasons(request: Request, caller: Caller = _READ) -> Respons
 @router.post("/lost-reasons", status_code=201, response_model=s.LostReason,
              summary="Add a lost reason (administrators)")
 async def create_lost_reason(body: s.LostReason, request: Request, caller: Caller = _WRITE,
-                             idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                             idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateLostReason(
         pb.CreateLostReasonRequest(lost_reason=pb.LostReason(code=body.code, name=body.name)),
         metadata=caller.metadata)
@@ -134,7 +124,7 @@ async def create_lost_reason(body: s.LostReason, request: Request, caller: Calle
 
 @router.post("/opportunities", status_code=201, response_model=s.Opportunity, summary="Create an opportunity")
 async def create_opportunity(body: s.OpportunityCreate, request: Request, caller: Caller = _WRITE,
-                             idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                             idempotency_key: str | None = IDEMPOTENCY) -> Response:
     message = pb.Opportunity(
         customer_id=body.customer_id, name=body.name, pipeline_id=body.pipeline_id,
         amount=money_pb2.Money(amount=body.amount.amount, currency=body.amount.currency),
@@ -174,7 +164,7 @@ async def get_opportunity(opportunity_id: UUID, request: Request, caller: Caller
 @router.post("/opportunities/{opportunity_id}/stage", response_model=s.Opportunity, responses=_CONFLICT,
              summary="Move an open opportunity to another open stage (recorded in its stage history)")
 async def move_stage(opportunity_id: UUID, body: s.StageMove, request: Request, caller: Caller = _WRITE,
-                     if_match: str | None = _IF_MATCH) -> Response:
+                     if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).MoveStage(pb.MoveStageRequest(
         id=str(opportunity_id), stage_id=body.stage_id, probability=body.probability,
         expected_version=expected_version(if_match)), metadata=caller.metadata)
@@ -184,7 +174,7 @@ async def move_stage(opportunity_id: UUID, body: s.StageMove, request: Request, 
 @router.post("/opportunities/{opportunity_id}/won", response_model=s.Opportunity, responses=_CONFLICT,
              summary="Mark an open opportunity won")
 async def mark_won(opportunity_id: UUID, request: Request, caller: Caller = _WRITE,
-                   if_match: str | None = _IF_MATCH) -> Response:
+                   if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).MarkWon(pb.MarkWonRequest(id=str(opportunity_id),
                                                            expected_version=expected_version(if_match)),
                                          metadata=caller.metadata)
@@ -194,7 +184,7 @@ async def mark_won(opportunity_id: UUID, request: Request, caller: Caller = _WRI
 @router.post("/opportunities/{opportunity_id}/lost", response_model=s.Opportunity, responses=_CONFLICT,
              summary="Mark an open opportunity lost, with a reason from the lost-reason list")
 async def mark_lost(opportunity_id: UUID, body: s.LostOutcome, request: Request, caller: Caller = _WRITE,
-                    if_match: str | None = _IF_MATCH) -> Response:
+                    if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).MarkLost(pb.MarkLostRequest(
         id=str(opportunity_id), reason=body.reason, note=body.note, expected_version=expected_version(if_match)),
         metadata=caller.metadata)
@@ -216,7 +206,7 @@ async def stage_history(opportunity_id: UUID, request: Request, caller: Caller =
 @router.post("/quotes", status_code=201, response_model=s.Quote, responses=_CONFLICT,
              summary="Create the next quote version of an opportunity (a draft); totals are computed")
 async def create_quote(body: s.QuoteCreate, request: Request, caller: Caller = _WRITE,
-                       idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                       idempotency_key: str | None = IDEMPOTENCY) -> Response:
     message = pb.Quote(opportunity_id=body.opportunity_id, currency=body.currency,
                        valid_until=body.valid_until.isoformat(), note=body.note,
                        lines=[pb.QuoteLine(**li.model_dump()) for li in body.lines],
@@ -311,7 +301,7 @@ _REVIEW_CONFLICT = {409: {"description": "The rule named by `reason` forbids it,
              responses=_CONFLICT,
              summary="Submit a customer's requirement request for a customised product; the reviewers are told")
 async def create_requirement_request(body: s.RequirementRequestCreate, request: Request, caller: Caller = _WRITE,
-                                     idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                                     idempotency_key: str | None = IDEMPOTENCY) -> Response:
     message = pb.RequirementRequest(
         opportunity_id=body.opportunity_id, title=body.title, specification=body.specification,
         quantity=body.quantity, unit=body.unit,
@@ -351,7 +341,7 @@ async def get_requirement_request(request_id: UUID, request: Request, caller: Ca
 @router.post("/requirement-requests/{request_id}/review", response_model=s.RequirementRequest,
              responses=_REVIEW_CONFLICT, summary="Take a submitted request into feasibility review (reviewer role)")
 async def start_requirement_review(request_id: UUID, request: Request, caller: Caller = _WRITE,
-                                   if_match: str | None = _IF_MATCH) -> Response:
+                                   if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).StartRequirementReview(pb.StartRequirementReviewRequest(
         id=str(request_id), expected_version=expected_version(if_match)), metadata=caller.metadata)
     return _requirement_response(reply.requirement_request)
@@ -360,7 +350,7 @@ async def start_requirement_review(request_id: UUID, request: Request, caller: C
 @router.post("/requirement-requests/{request_id}/decide", response_model=s.RequirementRequest,
              responses=_REVIEW_CONFLICT, summary="Decide feasible or not feasible, with notes (the reviewer)")
 async def decide_requirement_request(request_id: UUID, body: s.RequirementDecision, request: Request,
-                                     caller: Caller = _WRITE, if_match: str | None = _IF_MATCH) -> Response:
+                                     caller: Caller = _WRITE, if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).DecideRequirementRequest(pb.DecideRequirementRequestRequest(
         id=str(request_id), feasible=body.feasible, notes=body.notes, expected_version=expected_version(if_match)),
         metadata=caller.metadata)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import UTC
-from typing import Any
+from functools import partial
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from crm.common.v1 import money_pb2
 from crm.orders.v1 import events_pb2 as ev
@@ -16,34 +16,24 @@ from crm.orders.v1 import orders_pb2 as pb
 from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated, require
+from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import orders_schemas as s
-from crmkit.errors import Unavailable
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import json_response as _json
 
+_stub = partial(backend, name="orders")
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["orders"],
                    dependencies=[Depends(authenticated)], responses=API_ERRORS)
 
 _READ = Depends(require(p.ORDERS_READ))
 _WRITE = Depends(require(p.ORDERS_WRITE))
-_IF_MATCH = Header(None, alias="If-Match", description='The ETag from a read ("v3"); 412 when stale')
-_IDEMPOTENCY = Header(None, alias="Idempotency-Key", description="Retries with the same key return the first "
-                      "response and create nothing new (kept 24 hours)")
 _CONFLICT = {409: {"description": "The rule named by `reason` forbids it, e.g. CONTRACT_QUANTITY_EXCEEDED, "
                                   "CONTRACT_AMOUNT_EXCEEDED, CONTRACT_TERMINATED, CONTRACT_EXPIRED, "
                                   "ORDER_NOT_CANCELLABLE, ORDER_NOT_DELIVERED, DELIVERY_QUANTITY_EXCEEDED"}}
 
 
-def _stub(request: Request) -> Any:
-    stub = request.app.state.orders
-    if stub is None:
-        raise Unavailable("the orders service is not configured (CRM_ORDERS_TARGET)")
-    return stub
-
-
-def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json",
-                    headers=headers)
 
 
 def _money(m: money_pb2.Money) -> s.Money:
@@ -104,7 +94,7 @@ def _with_etag(reply_order: pb.SalesOrder, status_code: int = 200) -> Response:
 @router.post("/orders", status_code=201, response_model=s.Order, responses=_CONFLICT,
              summary="Place a sales order against a signed contract (within what the contract allows)")
 async def create_order(body: s.OrderCreate, request: Request, caller: Caller = _WRITE,
-                       idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                       idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateOrder(pb.CreateOrderRequest(
         contract_id=body.contract_id, requested_delivery_date=body.requested_delivery_date.isoformat(),
         customer_reference=body.customer_reference, note=body.note,
@@ -136,7 +126,7 @@ async def get_order(order_id: UUID, request: Request, caller: Caller = _READ) ->
 @router.post("/orders/{order_id}/cancel", response_model=s.Order, responses=_CONFLICT,
              summary="Cancel an order that has not shipped; its quantities are free to order again")
 async def cancel_order(order_id: UUID, body: s.Cancellation, request: Request, caller: Caller = _WRITE,
-                       if_match: str | None = _IF_MATCH) -> Response:
+                       if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).CancelOrder(pb.CancelOrderRequest(
         id=str(order_id), reason=body.reason, expected_version=expected_version(if_match)), metadata=caller.metadata)
     return _with_etag(reply.order)
@@ -145,7 +135,7 @@ async def cancel_order(order_id: UUID, body: s.Cancellation, request: Request, c
 @router.post("/orders/{order_id}/confirm", response_model=s.Order, responses=_CONFLICT,
              summary="Confirm a submitted order by hand (setups without SAP; SAP confirms it otherwise)")
 async def confirm_order(order_id: UUID, request: Request, caller: Caller = _WRITE,
-                        if_match: str | None = _IF_MATCH) -> Response:
+                        if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).ConfirmOrder(pb.ConfirmOrderRequest(
         id=str(order_id), expected_version=expected_version(if_match)), metadata=caller.metadata)
     return _with_etag(reply.order)
@@ -154,7 +144,7 @@ async def confirm_order(order_id: UUID, request: Request, caller: Caller = _WRIT
 @router.post("/orders/{order_id}/start-production", response_model=s.Order, responses=_CONFLICT,
              summary="Mark a confirmed order as in production (setups without SAP)")
 async def start_production(order_id: UUID, request: Request, caller: Caller = _WRITE,
-                           if_match: str | None = _IF_MATCH) -> Response:
+                           if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).StartProduction(pb.StartProductionRequest(
         id=str(order_id), expected_version=expected_version(if_match)), metadata=caller.metadata)
     return _with_etag(reply.order)
@@ -163,7 +153,7 @@ async def start_production(order_id: UUID, request: Request, caller: Caller = _W
 @router.post("/orders/{order_id}/close", response_model=s.Order, responses=_CONFLICT,
              summary="Close a delivered order")
 async def close_order(order_id: UUID, request: Request, caller: Caller = _WRITE,
-                      if_match: str | None = _IF_MATCH) -> Response:
+                      if_match: str | None = IF_MATCH) -> Response:
     reply = await _stub(request).CloseOrder(pb.CloseOrderRequest(
         id=str(order_id), expected_version=expected_version(if_match)), metadata=caller.metadata)
     return _with_etag(reply.order)
@@ -174,7 +164,7 @@ async def close_order(order_id: UUID, request: Request, caller: Caller = _WRITE,
 @router.post("/deliveries", status_code=201, response_model=s.Delivery, responses=_CONFLICT,
              summary="Record a delivery by hand (setups without SAP); the order becomes shipped / delivered")
 async def create_delivery(body: s.DeliveryCreate, request: Request, caller: Caller = _WRITE,
-                          idempotency_key: str | None = _IDEMPOTENCY) -> Response:
+                          idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateDelivery(pb.CreateDeliveryRequest(
         order_id=body.order_id, shipped_on=body.shipped_on.isoformat(), carrier=body.carrier,
         tracking_number=body.tracking_number,

@@ -3,11 +3,13 @@ relay, event consumers and the gRPC server, started in order and stopped gracefu
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import nats
@@ -15,7 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crmkit import telemetry
+from crmkit import migrations, telemetry
 from crmkit.auth import PrincipalVerifier, ServiceToken
 from crmkit.db import create_engine, session_factory
 from crmkit.events.consumer import EventConsumer, Subscription
@@ -50,6 +52,11 @@ class Runtime:
         if name in self.background:
             raise ValueError(f"background task {name!r} is already registered")
         self.background[name] = run
+
+    def add_periodic(self, name: str, run_pass: Callable[[], Awaitable[object]], interval: float, *,
+                     busy: Callable[[object], bool] = lambda _: False) -> None:
+        """A background task repeating `run_pass` every `interval` seconds (see `periodic`)."""
+        self.add_background(name, periodic(name, run_pass, interval, busy=busy))
 
     def internal_channel(self, target: str) -> grpc.aio.Channel:
         """A channel to another service whose calls carry this service's own principal (kind
@@ -122,6 +129,40 @@ async def serve(name: str, settings: ServiceSettings, wire: Callable[[Runtime], 
     await engine.dispose()
     if crashed.done() and crashed.exception():
         raise crashed.exception()  # type: ignore[misc]
+
+
+def periodic(name: str, run_pass: Callable[[], Awaitable[object]], interval: float, *,
+             busy: Callable[[object], bool] = lambda _: False) -> Callable[[], Awaitable[None]]:
+    """A background task (`runtime.add_background`) that repeats `run_pass`: one pass, then a
+    pause of `interval` seconds, none while `busy(result)` says there is more to do. A failing pass
+    (the database briefly away, a dependency down) is logged and the next one tries again, so one
+    bad minute does not stop reminders or syncs for good. Tests call `run_pass` directly."""
+
+    async def run() -> None:
+        while True:
+            try:
+                result = await run_pass()
+            except Exception:
+                log.exception("background pass failed; the next one tries again", extra={"task": name})
+                result = None
+            if not busy(result):
+                await asyncio.sleep(interval)
+
+    return run
+
+
+def command_line(name: str, settings_type: type[ServiceSettings], wire: Callable[[Runtime], None],
+                 migrations_dir: Path, *, description: str | None = None,
+                 public_methods: frozenset[str] = frozenset()) -> None:
+    """`crm-<name> serve | migrate`: what every service's console script does."""
+    parser = argparse.ArgumentParser(prog=f"crm-{name}", description=description)
+    parser.add_argument("command", choices=["serve", "migrate"])
+    args = parser.parse_args()
+    settings = settings_type()
+    if args.command == "migrate":
+        migrations.upgrade(migrations_dir, settings.database_url.get_secret_value())
+        return
+    asyncio.run(serve(name, settings, wire, public_methods=public_methods))
 
 
 async def _first_crash(tasks: list[asyncio.Task[None]]) -> None:

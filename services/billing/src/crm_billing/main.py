@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,21 +40,10 @@ def subscriptions(terms_days: int) -> list[Subscription]:
 async def run_overdue_pass(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
     """One pass: what became overdue since the last one (safe to run any number of times)."""
     async with UnitOfWork(sessions, SOURCE, actor="service:billing") as uow:
-        return await use_cases.overdue_pass(uow)
-
-
-def overdue_loop(sessions: async_sessionmaker[AsyncSession], every_seconds: float) -> Callable[[], Awaitable[None]]:
-    async def loop() -> None:
-        while True:
-            try:
-                invoices, instalments = await run_overdue_pass(sessions)
-                if invoices or instalments:
-                    log.info("overdue pass", extra={"invoices": invoices, "instalments": instalments})
-            except Exception:  # a failed pass is retried next time; the service keeps serving
-                log.exception("overdue pass failed")
-            await asyncio.sleep(every_seconds)
-
-    return loop
+        invoices, instalments = await use_cases.overdue_pass(uow)
+    if invoices or instalments:
+        log.info("overdue pass", extra={"invoices": invoices, "instalments": instalments})
+    return invoices, instalments
 
 
 def wire(runtime: service.Runtime) -> None:
@@ -67,7 +53,7 @@ def wire(runtime: service.Runtime) -> None:
     runtime.grpc.add(billing_pb2_grpc.add_BillingServiceServicer_to_server,
                      BillingServicer(runtime.sessions, default_terms_days=terms), SERVICE_NAME)
     runtime.subscriptions.extend(subscriptions(terms))
-    runtime.add_background("billing-overdue-pass", overdue_loop(runtime.sessions, every))
+    runtime.add_periodic("billing-overdue-pass", lambda: run_overdue_pass(runtime.sessions), every)
 
 
 def migrate(database_url: str) -> None:
@@ -75,14 +61,7 @@ def migrate(database_url: str) -> None:
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(prog="crm-billing", description=__doc__)
-    parser.add_argument("command", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = BillingSettings()  # type: ignore[call-arg]
-    if args.command == "migrate":
-        migrate(settings.database_url.get_secret_value())
-        return
-    asyncio.run(service.serve(NAME, settings, wire))
+    service.command_line(NAME, BillingSettings, wire, MIGRATIONS, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import logging
@@ -38,23 +37,22 @@ async def run_passes_once(sessions: async_sessionmaker[AsyncSession], *, now: dt
     return reminded, changed
 
 
-def periodic(sessions: async_sessionmaker[AsyncSession], settings: ContractsSettings) -> Callable[[], Awaitable[None]]:
+def periodic_pass(sessions: async_sessionmaker[AsyncSession],
+                  settings: ContractsSettings) -> Callable[[], Awaitable[None]]:
+    """Reminders every round; the lifecycle pass (activation, expiry, `contract.expiring`) when its
+    own, longer interval has passed."""
+    last_lifecycle: float | None = None
+
     async def run() -> None:
-        last_lifecycle = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() - last_lifecycle >= settings.lifecycle_interval_seconds
-            try:
-                reminded, changed = await run_passes_once(sessions, now=dt.datetime.now(dt.UTC),
-                                                          notice_months=settings.renewal_notice_months,
-                                                          lifecycle=due)
-                if due:
-                    last_lifecycle = loop.time()
-                if reminded or changed:
-                    log.info("periodic pass", extra={"reminded": reminded, "lifecycle_changes": changed})
-            except Exception:  # a database blip must not stop reminders for good; retried next round
-                log.exception("periodic pass failed; retrying next round")
-            await asyncio.sleep(settings.reminder_interval_seconds)
+        nonlocal last_lifecycle
+        clock = asyncio.get_running_loop().time
+        due = last_lifecycle is None or clock() - last_lifecycle >= settings.lifecycle_interval_seconds
+        reminded, changed = await run_passes_once(sessions, now=dt.datetime.now(dt.UTC),
+                                                  notice_months=settings.renewal_notice_months, lifecycle=due)
+        if due:
+            last_lifecycle = clock()
+        if reminded or changed:
+            log.info("periodic pass", extra={"reminded": reminded, "lifecycle_changes": changed})
 
     return run
 
@@ -71,7 +69,8 @@ def wire(runtime: service.Runtime) -> None:
     runtime.subscriptions.append(Subscription(
         name="contracts-quote-accepted", stream="CRM_OPPORTUNITIES", subjects=[use_cases.QUOTE_ACCEPTED_SUBJECT],
         handler=use_cases.draft_from_quote))
-    runtime.add_background("contracts-periodic", periodic(runtime.sessions, settings))
+    runtime.add_periodic("contracts-periodic", periodic_pass(runtime.sessions, settings),
+                         settings.reminder_interval_seconds)
 
 
 def migrate(database_url: str) -> None:
@@ -79,14 +78,7 @@ def migrate(database_url: str) -> None:
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(prog="crm-contracts", description=__doc__)
-    parser.add_argument("command", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = ContractsSettings()  # type: ignore[call-arg]
-    if args.command == "migrate":
-        migrate(settings.database_url.get_secret_value())
-        return
-    asyncio.run(service.serve(NAME, settings, wire))
+    service.command_line(NAME, ContractsSettings, wire, MIGRATIONS, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -49,13 +49,11 @@ def wirer(settings: IdentitySettings):
                          IdentityServicer(runtime.sessions, config, anchors=anchors), SERVICE_NAME)
         runtime.subscriptions.extend(audit_subscriptions(settings.audit_stream_names()))
 
-        async def keep_anchoring() -> None:
-            while True:
-                async with UnitOfWork(runtime.sessions, SOURCE, actor="system") as uow:
-                    await audit.anchor(uow, anchors)
-                await asyncio.sleep(settings.audit_anchor_seconds)
+        async def anchor_once() -> None:
+            async with UnitOfWork(runtime.sessions, SOURCE, actor="system") as uow:
+                await audit.anchor(uow, anchors)
 
-        runtime.add_background("audit-anchor", keep_anchoring)
+        runtime.add_periodic("audit-anchor", anchor_once, settings.audit_anchor_seconds)
 
     return wire
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import datetime as dt
 
 from crm.notifications.v1 import notifications_pb2_grpc
@@ -50,14 +48,7 @@ def migrate(database_url: str) -> None:
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(prog="crm-notifications", description=__doc__)
-    parser.add_argument("command", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = NotificationsSettings()  # type: ignore[call-arg]
-    if args.command == "migrate":
-        migrate(settings.database_url.get_secret_value())
-        return
-    asyncio.run(service.serve(NAME, settings, wire))
+    service.command_line(NAME, NotificationsSettings, wire, MIGRATIONS, description=__doc__)
 
 
 if __name__ == "__main__":

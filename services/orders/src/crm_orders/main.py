@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-
 from crm.orders.v1 import orders_pb2, orders_pb2_grpc
 from crm_orders.adapters.grpc_api import OrdersServicer
 from crm_orders.app.handlers import (
@@ -46,14 +43,7 @@ def migrate(database_url: str) -> None:
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(prog="crm-orders", description=__doc__)
-    parser.add_argument("command", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = OrdersSettings()  # type: ignore[call-arg]
-    if args.command == "migrate":
-        migrate(settings.database_url.get_secret_value())
-        return
-    asyncio.run(service.serve(NAME, settings, wire))
+    service.command_line(NAME, OrdersSettings, wire, MIGRATIONS, description=__doc__)
 
 
 if __name__ == "__main__":

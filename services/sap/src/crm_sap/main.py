@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -47,24 +45,6 @@ def _dispatch(handlers: dict[str, Callable[..., Awaitable[None]]]) -> Callable[.
     return handle
 
 
-def loop(name: str, run_pass: Callable[[], Awaitable[object]], interval: float,
-         busy: Callable[[object], bool] = lambda _: False) -> Callable[[], Awaitable[None]]:
-    """A background task: one pass, then a pause (none while there is more to do). A failing pass
-    (database briefly away) is logged and the next one tries again."""
-    async def run() -> None:
-        while True:
-            try:
-                result = await run_pass()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("background pass failed", extra={"task": name})
-                result = None
-            if not busy(result):
-                await asyncio.sleep(interval)
-    return run
-
-
 def wire(runtime: service.Runtime) -> None:
     settings: SapSettings = runtime.settings  # type: ignore[assignment]
     # httpx logs every request at INFO; the pulls poll SAP all day. Failures are logged by us.
@@ -77,10 +57,10 @@ def wire(runtime: service.Runtime) -> None:
                         retry_base=settings.sap_retry_base_seconds, retry_max=settings.sap_retry_max_seconds,
                         claim_seconds=settings.sap_claim_seconds)
     inbound = Inbound(runtime.sessions, sap, page_size=settings.sap_page_size)
-    runtime.add_background("sap-outbound", loop(
+    runtime.add_periodic(
         "sap-outbound", outbound.run_pass, settings.sap_outbound_interval_seconds,
-        busy=lambda r: r is not None and getattr(r, "applied", 0) >= settings.sap_outbound_batch_size))
-    runtime.add_background("sap-inbound", loop("sap-inbound", inbound.run_pass, settings.sap_poll_interval_seconds))
+        busy=lambda r: r is not None and getattr(r, "applied", 0) >= settings.sap_outbound_batch_size)
+    runtime.add_periodic("sap-inbound", inbound.run_pass, settings.sap_poll_interval_seconds)
 
 
 def migrate(database_url: str) -> None:
@@ -88,14 +68,7 @@ def migrate(database_url: str) -> None:
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(prog="crm-sap", description=__doc__)
-    parser.add_argument("command", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = SapSettings()  # type: ignore[call-arg]
-    if args.command == "migrate":
-        migrate(settings.database_url.get_secret_value())
-        return
-    asyncio.run(service.serve(NAME, settings, wire))
+    service.command_line(NAME, SapSettings, wire, MIGRATIONS, description=__doc__)
 
 
 if __name__ == "__main__":

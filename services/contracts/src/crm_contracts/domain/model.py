@@ -10,45 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 
 from crmkit.errors import Conflict, FieldViolation, InvalidArgument, StaleVersion
+from crmkit.money import HUNDRED, cents, parse_decimal
 
-CENT = Decimal("0.01")
-HUNDRED = Decimal(100)
-MAX_AMOUNT = Decimal("1e15")
 MAX_LINES = 500
 MAX_INSTALMENTS = 120
 CUSTOMER_TYPES = ("", "domestic", "foreign")
 
 
-def cents(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
-
-def parse_decimal(text: str, field_name: str, *, default: str | None = None, minimum: Decimal = Decimal(0),
-                  maximum: Decimal | None = None, places: int = 4) -> Decimal:
-    raw = (text or "").strip()
-    if not raw:
-        if default is None:
-            raise InvalidArgument.of(field_name, "is required")
-        raw = default
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise InvalidArgument.of(field_name, f"{text!r} is not a decimal number") from None
-    if not value.is_finite():
-        raise InvalidArgument.of(field_name, "must be a finite number")
-    if value.as_tuple().exponent < -places:  # type: ignore[operator]
-        raise InvalidArgument.of(field_name, f"has more than {places} decimal places")
-    if value < minimum:
-        raise InvalidArgument.of(field_name, f"must be at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise InvalidArgument.of(field_name, f"must be at most {maximum}")
-    if abs(value) >= MAX_AMOUNT:
-        raise InvalidArgument.of(field_name, "is too large")
-    return value
 
 
 def parse_currency(code: str, field_name: str = "currency") -> str:

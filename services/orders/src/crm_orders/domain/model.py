@@ -15,14 +15,11 @@ from enum import StrEnum
 
 from crmkit.errors import Conflict, InvalidArgument, StaleVersion
 from crmkit.ids import new_id
+from crmkit.money import cents
 
-CENT = Decimal("0.01")
 MAX_QUANTITY = Decimal("1e12")
 MAX_LINES = 500
 
-
-def cents(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def qty(value: Decimal) -> str:
