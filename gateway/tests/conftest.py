@@ -179,6 +179,19 @@ def customers_database_url(postgres_server: Any) -> str:
     return fresh_database(postgres_server, "gateway_customers", migrate)
 
 
+@contextlib.asynccontextmanager
+async def in_process(name: str, principal_keys: KeyPair, add: Callable[..., None], servicer: Any,
+                     service_name: str) -> AsyncIterator[str]:
+    """A service's gRPC servicer on a real server on loopback, trusting the gateway's principal key."""
+    server = GrpcServer(name, PrincipalVerifier(principal_keys.public_pem))
+    server.add(add, servicer, service_name)
+    port = await server.start("127.0.0.1:0")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
+
+
 @pytest.fixture(scope="session")
 async def customers_sessions(customers_database_url: str) -> AsyncIterator[Any]:
     engine = create_engine(customers_database_url, pool_size=10)
@@ -189,12 +202,10 @@ async def customers_sessions(customers_database_url: str) -> AsyncIterator[Any]:
 @pytest.fixture(scope="session")
 async def customers_target(customers_sessions: Any, principal_keys: KeyPair,
                            span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
-    server = GrpcServer("customers", PrincipalVerifier(principal_keys.public_pem))
-    server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersServicer(customers_sessions),
-               customers_pb2.DESCRIPTOR.services_by_name["CustomersService"].full_name)
-    port = await server.start("127.0.0.1:0")
-    yield f"127.0.0.1:{port}"
-    await server.stop(0)
+    service_name = customers_pb2.DESCRIPTOR.services_by_name["CustomersService"].full_name
+    async with in_process("customers", principal_keys, customers_pb2_grpc.add_CustomersServiceServicer_to_server,
+                          CustomersServicer(customers_sessions), service_name) as target:
+        yield target
 
 
 @pytest.fixture(scope="session")
@@ -214,12 +225,10 @@ async def opportunities_target(postgres_server: Any, principal_keys: KeyPair,
                                span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
     engine = create_engine(fresh_database(postgres_server, "gateway_opportunities", migrate_opportunities),
                            pool_size=5)
-    server = GrpcServer("opportunities", PrincipalVerifier(principal_keys.public_pem))
-    server.add(opportunities_pb2_grpc.add_OpportunitiesServiceServicer_to_server,
-               OpportunitiesServicer(session_factory(engine)), OPPORTUNITIES_SERVICE)
-    port = await server.start("127.0.0.1:0")
-    yield f"127.0.0.1:{port}"
-    await server.stop(0)
+    async with in_process("opportunities", principal_keys,
+                          opportunities_pb2_grpc.add_OpportunitiesServiceServicer_to_server,
+                          OpportunitiesServicer(session_factory(engine)), OPPORTUNITIES_SERVICE) as target:
+        yield target
     await engine.dispose()
 
 
@@ -236,12 +245,9 @@ def contracts_org() -> StaticOrg:
 async def contracts_target(postgres_server: Any, principal_keys: KeyPair, contracts_org: StaticOrg,
                            span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
     engine = create_engine(fresh_database(postgres_server, "gateway_contracts", migrate_contracts), pool_size=5)
-    server = GrpcServer("contracts", PrincipalVerifier(principal_keys.public_pem))
-    server.add(contracts_pb2_grpc.add_ContractsServiceServicer_to_server,
-               ContractsServicer(session_factory(engine), contracts_org), CONTRACTS_SERVICE)
-    port = await server.start("127.0.0.1:0")
-    yield f"127.0.0.1:{port}"
-    await server.stop(0)
+    async with in_process("contracts", principal_keys, contracts_pb2_grpc.add_ContractsServiceServicer_to_server,
+                          ContractsServicer(session_factory(engine), contracts_org), CONTRACTS_SERVICE) as target:
+        yield target
     await engine.dispose()
 
 
@@ -259,11 +265,9 @@ async def orders_sessions(postgres_server: Any) -> AsyncIterator[Any]:
 @pytest.fixture(scope="session")
 async def orders_target(orders_sessions: Any, principal_keys: KeyPair,
                         span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
-    server = GrpcServer("orders", PrincipalVerifier(principal_keys.public_pem))
-    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersServicer(orders_sessions), ORDERS_SERVICE)
-    port = await server.start("127.0.0.1:0")
-    yield f"127.0.0.1:{port}"
-    await server.stop(0)
+    async with in_process("orders", principal_keys, orders_pb2_grpc.add_OrdersServiceServicer_to_server,
+                          OrdersServicer(orders_sessions), ORDERS_SERVICE) as target:
+        yield target
 
 
 # -------------------------------------------------------------------------------- billing service
@@ -286,12 +290,9 @@ async def billing_target(billing_sessions: Any, principal_keys: KeyPair,
     from crm_billing.adapters.grpc_api import SERVICE_NAME as BILLING_SERVICE
     from crm_billing.adapters.grpc_api import BillingServicer
 
-    server = GrpcServer("billing", PrincipalVerifier(principal_keys.public_pem))
-    server.add(billing_pb2_grpc.add_BillingServiceServicer_to_server, BillingServicer(billing_sessions),
-               BILLING_SERVICE)
-    port = await server.start("127.0.0.1:0")
-    yield f"127.0.0.1:{port}"
-    await server.stop(0)
+    async with in_process("billing", principal_keys, billing_pb2_grpc.add_BillingServiceServicer_to_server,
+                          BillingServicer(billing_sessions), BILLING_SERVICE) as target:
+        yield target
 
 
 # ------------------------------------------------------------------------- SAP integration
@@ -326,12 +327,9 @@ async def sap_target(sap_sessions: Any, sap_simulator: str, principal_keys: KeyP
     from crm_sap.main import SERVICE_NAME as SAP_SERVICE
 
     sap = ODataClient(sap_simulator, "CRM_INTEGRATION", "sim", sap_client="100")
-    server = GrpcServer("sap", PrincipalVerifier(principal_keys.public_pem))
-    server.add(sap_pb2_grpc.add_SapIntegrationServiceServicer_to_server, SapIntegrationServicer(sap_sessions, sap),
-               SAP_SERVICE)
-    port = await server.start("127.0.0.1:0")
-    yield f"127.0.0.1:{port}"
-    await server.stop(0)
+    async with in_process("sap", principal_keys, sap_pb2_grpc.add_SapIntegrationServiceServicer_to_server,
+                          SapIntegrationServicer(sap_sessions, sap), SAP_SERVICE) as target:
+        yield target
     await sap.aclose()
 
 
