@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crmkit import migrations, telemetry
-from crmkit.auth import PrincipalVerifier, ServiceToken
+from crmkit.auth import PrincipalVerifier, ServiceToken, current_principal_token
 from crmkit.db import create_engine, session_factory
 from crmkit.events.consumer import EventConsumer, Subscription
 from crmkit.events.streams import ensure_dead_letter_stream, ensure_service_stream
@@ -57,6 +57,16 @@ class Runtime:
                      busy: Callable[[object], bool] = lambda _: False) -> None:
         """A background task repeating `run_pass` every `interval` seconds (see `periodic`)."""
         self.add_background(name, periodic(name, run_pass, interval, busy=busy))
+
+    def caller_channel(self, target: str) -> grpc.aio.Channel:
+        """A channel to another service whose calls carry the current caller's own signed
+        principal: for checking, within a request, that a record the caller names exists and is
+        theirs to use (the owning service applies its scope). See `crmkit.references`."""
+        if not target:
+            raise RuntimeError("the target of a caller channel is not configured")
+        channel = client.channel(target, current_principal_token)
+        self.channels.append(channel)
+        return channel
 
     def internal_channel(self, target: str) -> grpc.aio.Channel:
         """A channel to another service whose calls carry this service's own principal (kind

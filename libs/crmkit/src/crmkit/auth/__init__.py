@@ -9,6 +9,7 @@ from crmkit.auth.principal import (
     PrincipalVerifier,
     ServiceToken,
     current_principal,
+    current_principal_token,
     service_principal,
     use_principal,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "PrincipalVerifier",
     "ServiceToken",
     "current_principal",
+    "current_principal_token",
     "service_principal",
     "use_principal",
 ]

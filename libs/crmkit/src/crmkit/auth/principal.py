@@ -172,6 +172,9 @@ class ServiceToken:
 
 
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("crm_principal", default=None)
+# The signed form of the current call's principal, as it arrived: forwarded unchanged when this
+# service asks another one about a record on the caller's behalf (the owner applies its own scope).
+_current_token: contextvars.ContextVar[str | None] = contextvars.ContextVar("crm_principal_token", default=None)
 
 
 def current_principal() -> Principal:
@@ -181,10 +184,20 @@ def current_principal() -> Principal:
     return principal
 
 
+def current_principal_token() -> str:
+    """The current call's principal exactly as the caller signed it, to act on its behalf."""
+    token = _current_token.get()
+    if token is None:
+        raise Unauthenticated("no signed principal to forward for this call")
+    return token
+
+
 @contextmanager
-def use_principal(principal: Principal) -> Iterator[Principal]:
+def use_principal(principal: Principal, signed: str | None = None) -> Iterator[Principal]:
     token = _current.set(principal)
+    signed_token = _current_token.set(signed)
     try:
         yield principal
     finally:
+        _current_token.reset(signed_token)
         _current.reset(token)

@@ -51,9 +51,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             try:
                 if method in self._public:
                     return await inner(request, context)
-                principal = self._principal(context)
+                signed = self._signed_principal(context)
+                principal = self._verifier.verify(signed)
                 principal_subject = principal.subject
-                with use_principal(principal):
+                with use_principal(principal, signed):
                     return await inner(request, context)
             except CrmError as error:
                 code, details = to_status_details(error)
@@ -89,10 +90,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             wrapped, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
 
-    def _principal(self, context: grpc.aio.ServicerContext) -> Any:
+    @staticmethod
+    def _signed_principal(context: grpc.aio.ServicerContext) -> str:
         for key, value in context.invocation_metadata() or ():
             if key == PRINCIPAL_METADATA_KEY:
-                return self._verifier.verify(value)
+                return str(value)
         raise Unauthenticated("the call carries no signed principal")
 
 
