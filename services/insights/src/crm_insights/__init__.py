@@ -1,0 +1,1 @@
+"""The insights service: the morning dashboard and sales targets."""

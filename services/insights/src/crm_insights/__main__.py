@@ -1,0 +1,3 @@
+from crm_insights.main import cli
+
+cli()
