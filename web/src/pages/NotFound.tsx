@@ -1,0 +1,8 @@
+import { Result } from "antd";
+
+import { useI18n } from "../i18n/I18n";
+
+export default function NotFound() {
+  const { t } = useI18n();
+  return <Result status="404" title={t("notFound.title")} />;
+}
