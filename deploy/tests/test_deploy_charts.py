@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 # Custom resources the Kubernetes schemas cannot know; checked structurally instead.
-CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# Prometheus Operator kinds, outside the Kubernetes schemas: the essentials of each are checked.
+CRDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"):
+        lambda spec: spec["selector"]["matchLabels"] and spec["endpoints"],
+    ("monitoring.coreos.com/v1", "PrometheusRule"):
+        lambda spec: spec["groups"] and all(r.get("expr") for g in spec["groups"] for r in g["rules"]),
+}
 SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|PUBLIC_KEY|DATABASE_URL|JWKS|API_KEY")
 CREDENTIAL_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
@@ -80,7 +86,7 @@ def test_manifests_match_kubernetes_schemas(render_case, render, layout) -> None
     for doc in docs:
         key = (doc["apiVersion"], doc["kind"])
         if key in CRDS:
-            assert doc["spec"]["selector"]["matchLabels"] and doc["spec"]["endpoints"]
+            assert CRDS[key](doc["spec"]), f"{doc['kind']}/{doc['metadata']['name']} lacks its essentials"
             continue
         try:
             kubernetes_validate.validate(doc, layout["kube_version"], strict=True)

@@ -9,13 +9,16 @@ from pathlib import Path
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from crm_sap.adapters import metrics as sap_metrics
 from crmkit import metrics as crmkit_metrics
 
 OBS = Path(__file__).resolve().parents[2] / "deploy" / "observability"
-# Every metric a CRM process exports is defined in crmkit.metrics.
+# Every metric a CRM process exports is defined in crmkit.metrics, or in a service's own metrics
+# module (the SAP integration's queue).
 EXPORTED_METRICS = {
     m._name + ("_total" if m._type == "counter" else "")
-    for m in vars(crmkit_metrics).values() if isinstance(m, MetricWrapperBase)
+    for module in (crmkit_metrics, sap_metrics)
+    for m in vars(module).values() if isinstance(m, MetricWrapperBase)
 }
 # The ones an operator must be alerted on and see charted.
 CONTRACT_METRICS = {
@@ -26,13 +29,18 @@ CONTRACT_METRICS = {
     "crm_consumer_redeliveries_total",
     "crm_http_requests_total",
     "crm_http_request_duration_seconds",
+    "crm_dependency_up",
+    "crm_consumer_dead_letters_total",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 
 
 def metric_names(expr: str) -> set[str]:
+    """The exported metrics an expression reads (recording rules' own `a:b:c` names left out)."""
     names = set()
-    for m in re.findall(r"\bcrm_[a-z_]+", expr):
+    for m in re.findall(r"\bcrm_[a-z_:0-9]+", expr):
+        if ":" in m:
+            continue
         for suffix in HISTOGRAM_SUFFIXES:
             if m.endswith(suffix) and m.removesuffix(suffix) in EXPORTED_METRICS:
                 m = m.removesuffix(suffix)
@@ -40,9 +48,20 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def rules() -> list[dict]:
+# Saturation: charted, not alerted (its limit is each service's CRM_DATABASE_POOL_SIZE).
+CHARTED_METRICS = {"crm_db_pool_connections_in_use"}
+
+
+def all_rule_exprs() -> list[str]:
+    """Alerting and recording rules: an alert may read a metric through a recorded series."""
     doc = yaml.safe_load((OBS / "prometheus-rules.yaml").read_text())
-    return [r for g in doc["groups"] for r in g["rules"]]
+    return [r["expr"] for g in doc["groups"] for r in g["rules"]]
+
+
+def rules() -> list[dict]:
+    """The alerting rules (recording rules feed them)."""
+    doc = yaml.safe_load((OBS / "prometheus-rules.yaml").read_text())
+    return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
 
 
 def dashboard_exprs() -> list[str]:
@@ -61,13 +80,13 @@ def test_alert_rules_are_complete() -> None:
 
 
 def test_only_contract_metrics_are_used_and_all_are_covered() -> None:
-    exprs = [r["expr"] for r in rules()] + dashboard_exprs()
+    exprs = all_rule_exprs() + dashboard_exprs()
     used = set().union(*(metric_names(e) for e in exprs))
     assert used <= EXPORTED_METRICS, used - EXPORTED_METRICS
-    alerted = set().union(*(metric_names(r["expr"]) for r in rules()))
+    alerted = set().union(*(metric_names(e) for e in all_rule_exprs()))
     assert alerted >= CONTRACT_METRICS, CONTRACT_METRICS - alerted
     charted = set().union(*(metric_names(e) for e in dashboard_exprs()))
-    assert charted >= CONTRACT_METRICS, CONTRACT_METRICS - charted
+    assert charted >= CONTRACT_METRICS | CHARTED_METRICS, (CONTRACT_METRICS | CHARTED_METRICS) - charted
 
 
 def test_dashboard_is_importable() -> None:

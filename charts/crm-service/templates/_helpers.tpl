@@ -60,11 +60,17 @@ app.kubernetes.io/component: server
 {{/*
 Non-secret environment as a map. Precedence, lowest first: built-in defaults (what a service
 deployed alone next to an in-namespace NATS needs), global.env, the service's env, the ports.
+CRM_STREAM_REPLICAS (every stream, the dead-letter stream, key-value buckets) follows
+global.nats.streamReplicas: the NATS cluster's size, 3 unless an environment says otherwise.
 */}}
 {{- define "crm-service.envMap" -}}
-{{- $builtin := dict "CRM_LOG_LEVEL" "info" "CRM_NATS_URL" "nats://nats:4222" -}}
+{{- $replicas := (((.Values.global).nats).streamReplicas | default 3) -}}
+{{- $builtin := dict "CRM_LOG_LEVEL" "info" "CRM_NATS_URL" "tls://nats:4222" "CRM_STREAM_REPLICAS" (toString $replicas) -}}
 {{- $env := merge (deepCopy (.Values.env | default dict)) (deepCopy ((.Values.global).env | default dict)) $builtin -}}
 {{- $_ := set $env (ternary "CRM_GRPC_PORT" "CRM_HTTP_PORT" (eq .Values.protocol "grpc")) (toString .Values.port) -}}
+{{- if .Values.nats.credentialsSecret -}}
+{{- $_ := set $env "CRM_NATS_USER" (include "crm-service.name" .) -}}
+{{- end -}}
 {{- if include "crm-service.metricsSeparate" . -}}
 {{- $_ := set $env "CRM_METRICS_PORT" (toString .Values.metrics.port) -}}
 {{- end -}}
@@ -76,6 +82,12 @@ deployed alone next to an in-namespace NATS needs), global.env, the service's en
 {{- $refs := merge (deepCopy (.Values.secretEnv | default dict)) (deepCopy ((.Values.global).secretEnv | default dict)) -}}
 {{- if .Values.database.enabled -}}
 {{- $_ := set $refs "CRM_DATABASE_URL" (dict "name" .Values.database.secretName "key" .Values.database.secretKey) -}}
+{{- end -}}
+{{- if .Values.nats.credentialsSecret -}}
+{{- $_ := set $refs "CRM_NATS_PASSWORD" (dict "name" .Values.nats.credentialsSecret "key" (include "crm-service.name" .)) -}}
+{{- end -}}
+{{- if .Values.nats.caSecret -}}
+{{- $_ := set $refs "CRM_NATS_CA_PEM" (dict "name" .Values.nats.caSecret "key" "ca.crt") -}}
 {{- end -}}
 {{- range $name, $ref := $refs }}
 - name: {{ $name }}

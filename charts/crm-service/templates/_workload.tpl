@@ -63,6 +63,10 @@ spec:
 {{- if eq $.Values.protocol "grpc" }}
 grpc:
   port: {{ $.Values.port }}
+  {{- if ne $kind "readiness" }}
+  # SERVING while the process runs; readiness ("") also follows PostgreSQL and NATS (crmkit.service.Readiness)
+  service: liveness
+  {{- end }}
 {{- else }}
 httpGet:
   path: {{ ternary "/readyz" "/healthz" (eq $kind "readiness") }}
