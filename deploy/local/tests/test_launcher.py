@@ -182,7 +182,8 @@ async def test_up_starts_servers_and_children_with_their_env(workdir: Path) -> N
                 assert env["CRM_DATABASE_URL"] == (
                     f"postgresql+asyncpg://postgres@127.0.0.1:{suite.config.postgres_port}"
                     f"/{spec.database}")
-                assert env["CRM_NATS_URL"] == suite.nats_url
+                assert env["CRM_NATS_URL"] == suite.nats.url  # no credentials in the URL
+                assert env["CRM_NATS_USER"] == name  # its own user: crmkit.events.permissions
                 assert env["CRM_GRPC_PORT"] == str(spec.grpc_port)
                 assert env["CRM_METRICS_PORT"] == str(spec.metrics_port)
                 assert env["CRM_PRINCIPAL_PUBLIC_KEY"] == keys.principal_public_pem
@@ -197,7 +198,8 @@ async def test_up_starts_servers_and_children_with_their_env(workdir: Path) -> N
         assert gw["CRM_HTTP_PORT"] == str(suite.config.gateway.http_port)
         assert gw["CRM_ALPHA_TARGET"] == suite.grpc_target("alpha")
         assert gw["CRM_BETA_SVC_TARGET"] == suite.grpc_target("beta-svc")
-        assert gw["CRM_NATS_URL"] == suite.nats_url
+        assert gw["CRM_NATS_URL"] == suite.nats.url
+        assert gw["CRM_NATS_USER"] == "gateway" and gw["CRM_NATS_PASSWORD"]
         assert gw["CRM_JWT_ISSUER"] == ISSUER and gw["CRM_JWT_AUDIENCE"] == AUDIENCE
         assert gw["CRM_PRINCIPAL_PRIVATE_KEY"] == keys.principal_private_pem
         assert "CRM_DATABASE_URL" not in gw

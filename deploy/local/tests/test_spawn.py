@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from crmkit.embedded import spawn
+from crmkit.testing.processes import comm, died_within
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -118,30 +119,11 @@ def test_children_die_with_a_killed_launcher(tmp_path: Path) -> None:
         assert launcher.stdout is not None
         child = int(launcher.stdout.readline())
         deadline = time.monotonic() + 10
-        while _comm(child) != "sleep" and time.monotonic() < deadline:
+        while comm(child) != "sleep" and time.monotonic() < deadline:
             time.sleep(0.02)  # until the helper has exec'd the real program
-        assert _comm(child) == "sleep"
+        assert comm(child) == "sleep"
     finally:
         launcher.send_signal(signal.SIGKILL)
         launcher.wait()
-    deadline = time.monotonic() + 10
-    while _running(child) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    alive = _running(child)
-    if alive:
-        os.kill(child, signal.SIGKILL)
-    assert not alive
+    assert died_within(child, 10)
 
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _running(pid: int) -> bool:
-    try:  # a zombie nobody has reaped yet has died
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

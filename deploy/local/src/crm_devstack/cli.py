@@ -58,6 +58,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             try:
                 if any(spec.name == "identity" for spec in suite.config.services):
                     demo.seed(suite.gateway_url, log=say)
+                    simulator = next((h.url for h in suite.config.http_services if h.name == "sap-simulator"), None)
+                    if simulator is None:
+                        say("demo deals not seeded: no SAP simulator in this suite")
+                    else:
+                        demo.seed_deals(suite.gateway_url, simulator, log=say)
                 else:  # no identity in this suite: customers only, with an offline token
                     token = suite.token(DEMO_USER, name="Alice Chen", roles=("sales_rep", "admin"),
                                         data_scope=DataScope.ALL)

@@ -13,7 +13,8 @@ Format (all ports are shifted by `--port-offset`):
                           ready_path (default /healthz), env (optional), ready_timeout (optional):
                           plain HTTP processes started before every service, e.g. the SAP
                           simulator; "{<name>_url}" in any env value is its base URL
-                          (name with "-" as "_": {sap_simulator_url})
+                          (name with "-" as "_": {sap_simulator_url}); "{data_dir}" is the
+                          suite's data dir
 
 A command's first word is looked up next to the running interpreter first (the workspace's
 .venv/bin), then on PATH.

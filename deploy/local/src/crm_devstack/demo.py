@@ -11,9 +11,11 @@ login first, customers are skipped when any exist, and each POST carries a stabl
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -24,6 +26,8 @@ ADMIN_PASSWORD_ENV = "CRM_IDENTITY_BOOTSTRAP_ADMIN_PASSWORD"  # noqa: S105 - a v
 DEFAULT_ADMIN_PASSWORD = "crm-dev-bootstrap-2026"  # noqa: S105 - a development default, documented
 # Every demo user's password (identity wants 10+ characters that do not contain the login).
 DEMO_PASSWORD = "Lingbo-demo-2026"  # noqa: S105 - demo users, listed in README.md
+# The SAP simulator's user, as suite.toml configures the sap service (README.md prints it too).
+SAP_SIMULATOR_AUTH = ("CRM_INTEGRATION", "simulator-dev-2026")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,14 @@ USERS: tuple[DemoUser, ...] = (
 # Who owns which demo customer (CUSTOMERS[i] goes to REPS[i % len(REPS)]).
 REPS = ("li.wei", "zhang.yu", "wang.fang")
 PARTNER = {"name": "erp", "scopes": ["customers:read"], "rate_limit_per_minute": 600}
+# R-LEAD-02: marketing's leads reach a rep without a hand step. Lower priority is tried first;
+# the last rule takes any region.
+LEAD_RULES: tuple[dict[str, Any], ...] = (
+    {"name": "Demo: East China leads to Sales East", "priority": 500, "team": "Sales East",
+     "regions": ["East China", "Shanghai", "Jiangsu", "Zhejiang"], "reps": ("li.wei", "zhang.yu")},
+    {"name": "Demo: every other lead to Sales West", "priority": 1000, "team": "Sales West",
+     "regions": [], "reps": ("wang.fang",)},
+)
 
 
 def admin_password() -> str:
@@ -213,7 +225,7 @@ def _sign_in(http: httpx.Client, login: str, password: str) -> dict[str, str]:
 
 
 def _get(http: httpx.Client, path: str, headers: dict[str, str], **params: Any) -> dict[str, Any]:
-    r = http.get(path, headers=headers, params=params)
+    r = http.get(path, headers=headers, params=params or None)  # an empty dict would drop the path's own query
     if r.status_code >= 400:
         raise RuntimeError(f"GET {path} -> {r.status_code}: {r.text[:500]}")
     return dict(r.json())
@@ -297,6 +309,7 @@ def seed(gateway_url: str, *, password: str | None = None, log: Callable[[str], 
             log(f"partner client erp ({partner['client_id']}, scope customers:read): shown once —\n"
                 f"  X-API-Key: {key}\n  client secret: {partner['client_secret']}")
 
+        _seed_lead_rules(http, admin, users, teams, log)
         rep_headers = {login: _sign_in(http, login, DEMO_PASSWORD) for login in REPS}
         if _get(http, "/api/v1/customers", admin, limit=1)["items"]:
             log("demo data: customers exist already, not loading")
@@ -309,6 +322,19 @@ def seed(gateway_url: str, *, password: str | None = None, log: Callable[[str], 
     finally:
         if own:
             http.close()
+
+
+def _seed_lead_rules(http: httpx.Client, admin: dict[str, str], users: dict[str, dict[str, Any]],
+                     teams: dict[str, dict[str, Any]], log: Callable[[str], None]) -> None:
+    existing = {r["name"] for r in _get(http, "/api/v1/lead-assignment-rules", admin)["items"]}
+    for rule in LEAD_RULES:
+        if rule["name"] in existing:
+            continue
+        _send(http, "POST", "/api/v1/lead-assignment-rules", admin, {
+            "name": rule["name"], "priority": rule["priority"], "regions": rule["regions"],
+            "user_ids": [users[login]["id"] for login in rule["reps"]], "team_id": teams[rule["team"]]["id"]},
+            f"demo-lead-rule-{rule['priority']}")
+        log(f"lead assignment rule: {rule['name']}")
 
 
 def _load_customer(http: httpx.Client, i: int, entry: dict[str, Any], headers: dict[str, str]) -> None:
@@ -359,3 +385,282 @@ def _post(http: httpx.Client, path: str, body: dict[str, Any], key: str) -> dict
     if response.status_code >= 400:
         raise RuntimeError(f"POST {path} -> {response.status_code}: {response.text[:500]}")
     return response.json() if response.content else {}
+
+
+# -- demo deals: every stage of lead to cash, on the demo customers ------------------------------
+# The lead-converted customer marks the deals as made: `seed_deals` creates nothing when it exists.
+MARKER_CUSTOMER = {"name": "Ningbo Heartline Monitoring Co., Ltd.", "tax_id": "91330201MA2HL7Q35G"}
+# marketing's leads; the seeded rules give them to reps by region
+DEMO_LEADS: tuple[dict[str, Any], ...] = (
+    {"name": "Ma Jun", "company": "Hangzhou Clearview Endoscopy Co., Ltd.", "region": "Zhejiang",
+     "phone": "13857100231", "source": "trade_show", "campaign": "CMEF 2026", "channel": "offline"},
+    {"name": "Kenji Sato", "company": "Osaka Respira Devices K.K.", "region": "Japan",
+     "email": "k.sato@respira.example.jp", "source": "website", "campaign": "sensors-landing", "channel": "online"},
+)
+# (customer index in CUSTOMERS, name, amount in CNY, stage name or "lost:<reason>"); the customer's owner makes it
+OPEN_DEALS: tuple[tuple[int, str, str, str], ...] = (
+    (4, "Blood-line connector housings, second source", "320000", "Qualification"),
+    (1, "Sensor housing for the next pump generation", "260000", "Needs analysis"),
+    (0, "Shielded cable assembly HX-CA-2207", "880000", "Proposal"),
+    (3, "Pressure sensor supply agreement, renewal", "1450000", "Negotiation"),
+    (4, "Dialyser end caps, 2026 provincial tender", "150000", "lost:price"),
+)
+# (customer index, product, specification, quantity, unit price): quotes the customers accept
+WON_DEALS: dict[str, tuple[int, str, str, str, str]] = {
+    "in approval": (1, "Pump door latch, PEEK", "natural PEEK, EU MDR file", "12000", "16.80"),
+    "drafted": (2, "Trocar cannula 5 mm", "316L, laser-marked", "96000", "3.20"),
+}
+SIGNED_DEAL = ("Shielded ECG lead-wire assembly", "5-lead, IEC 60601-2-25", "20000", "18.50")
+
+
+def seed_deals(gateway_url: str, sap_simulator_url: str, *, log: Callable[[str], None] = print,
+               client: httpx.Client | None = None, timeout: float = 45.0) -> dict[str, Any]:
+    """A few deals at every stage, made once through the REST API as the demo users would (after
+    `seed`): leads, open opportunities in several stages and a lost one, an accepted quote whose
+    contract is drafted, a contract in approval, and a contract signed from a converted lead with an
+    order, SAP's confirmation, delivery and invoice, and a deposit instalment already past due; the
+    contract ends within 90 days (a renewal). Returns what it made (empty when the marker customer
+    exists already). Asynchronous steps are polled up to `timeout` seconds each. The marker is made
+    early (the lead's conversion): a run that failed after it is not resumed (`make reset`)."""
+    own = client is None
+    http = client or httpx.Client(base_url=gateway_url.rstrip("/"), timeout=30)
+    try:
+        admin = _sign_in(http, ADMIN_LOGIN, admin_password())
+        if _customer_named(http, admin, MARKER_CUSTOMER["name"]):
+            log(f"demo deals: exist already ({MARKER_CUSTOMER['name']}), not seeding")
+            return {}
+        found = [_customer_named(http, admin, entry["customer"]["name"]) for entry in CUSTOMERS]
+        customers = [c for c in found if c is not None]
+        if len(customers) != len(CUSTOMERS):
+            log("demo deals: the demo customers are missing, not seeding")
+            return {}
+        return _DealSeeder(http, sap_simulator_url, log, timeout).run(customers)
+    finally:
+        if own:
+            http.close()
+
+
+def _customer_named(http: httpx.Client, headers: dict[str, str], name: str) -> dict[str, Any] | None:
+    return next((c for c in _get(http, "/api/v1/customers", headers, name=name)["items"] if c["name"] == name), None)
+
+
+class _DealSeeder:
+    """One run of `seed_deals`: each demo user signs in once and acts on their own records."""
+
+    def __init__(self, http: httpx.Client, sap_simulator_url: str, log: Callable[[str], None],
+                 timeout: float) -> None:
+        self.http, self.sap_url, self.log, self.timeout = http, sap_simulator_url, log, timeout
+        self.today = datetime.now(UTC).date()
+        self.people: dict[str, dict[str, str]] = {}
+        self.logins: dict[str, str] = {}  # user id -> login
+
+    def person(self, login: str) -> dict[str, str]:
+        if login not in self.people:
+            password = password_for(login)
+            if password is None:
+                raise RuntimeError(f"{login} is not a demo user: cannot act as them")
+            self.people[login] = _sign_in(self.http, login, password)
+            self.logins[_get(self.http, "/api/v1/me", self.people[login])["subject"]] = login
+        return self.people[login]
+
+    def login_of(self, user_id: str, asking: dict[str, str]) -> str:
+        return self.logins.get(user_id) or str(_get(self.http, f"/api/v1/users/{user_id}", asking)["login"])
+
+    def act(self, path: str, headers: dict[str, str], body: dict[str, Any] | None = None) -> httpx.Response:
+        """An action (POST); with no body when it needs none."""
+        r = self.http.post(path, headers=headers, **({"json": body} if body is not None else {}))
+        if r.status_code >= 400:
+            raise RuntimeError(f"POST {path} -> {r.status_code}: {r.text[:500]}")
+        return r
+
+    def until(self, check: Callable[[], Any], what: str) -> Any:
+        """Polls `check` until it answers something other than None, up to the timeout."""
+        deadline = time.monotonic() + self.timeout
+        while (answer := check()) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"demo deals: {what} did not happen within {self.timeout:.0f} s")
+            time.sleep(0.1)  # between polls
+        return answer
+
+    def run(self, customers: list[dict[str, Any]]) -> dict[str, Any]:
+        """The ids made: leads, opportunities, contracts by stage, and the marker customer's order
+        and invoice."""
+        for login in ("xu.na", *REPS, "liu.yang"):
+            self.person(login)
+        made: dict[str, Any] = {"leads": self.leads(), "contracts": {}}
+        signed = self.signed_deal()
+        made["customer"], made["opportunities"] = signed["customer_id"], [signed["opportunity_id"]]
+        made["contracts"]["signed"] = signed["contract_id"]
+        made["order"], made["invoice"] = signed["order_id"], signed["invoice_id"]
+        made["opportunities"] += [self.open_deal(customers[i], *deal) for i, *deal in OPEN_DEALS]
+        for stage, (i, *line) in WON_DEALS.items():
+            opportunity_id, contract_id = self.won_deal(customers[i], stage, *line)
+            made["opportunities"].append(opportunity_id)
+            made["contracts"][stage] = contract_id
+        return made
+
+    def leads(self) -> list[str]:
+        marketing, ids = self.people["xu.na"], []
+        for i, body in enumerate(DEMO_LEADS):
+            lead = _send(self.http, "POST", "/api/v1/leads", marketing, body, f"demo-deal-lead-{i}").json()
+            owner = self.login_of(lead["owner_id"], marketing)
+            if i:  # the second one is being worked on
+                lead = self.act(f"/api/v1/leads/{lead['id']}/status", self.people[owner], {"status": "working"}).json()
+            ids.append(lead["id"])
+            self.log(f"demo lead: {body['company']} ({body['region']}) → {owner}, {lead['status']}")
+        return ids
+
+    def quote_accepted(self, rep: dict[str, str], opportunity_id: str, product: str, specification: str,
+                       quantity: str, unit_price: str) -> dict[str, Any]:
+        """A quote sent and accepted: the opportunity is won; returns the contract drafted from it."""
+        quote = _send(self.http, "POST", "/api/v1/quotes", rep, {
+            "opportunity_id": opportunity_id, "valid_until": (self.today + timedelta(days=30)).isoformat(),
+            "lines": [{"product": product, "specification": specification, "quantity": quantity,
+                       "unit_price": unit_price, "tax_rate_percent": "13"}]},
+            f"demo-deal-quote-{opportunity_id}").json()
+        self.act(f"/api/v1/quotes/{quote['id']}/send", rep)
+        contracts_of_quote = self.act(f"/api/v1/quotes/{quote['id']}/accept", rep).json()["links"]["contract"]
+
+        def drafted() -> dict[str, Any] | None:
+            items = _get(self.http, contracts_of_quote, rep)["items"]
+            return items[0] if items else None
+
+        return dict(self.until(drafted, f"the contract drafted from the accepted quote for {product}"))
+
+    def plan(self, rep: dict[str, str], contract: dict[str, Any], start: date, end: date,
+             deposit_due: date, rest_due: date) -> None:
+        """The term, and a 30 % deposit plus the rest as the receivable plan."""
+        url = f"/api/v1/contracts/{contract['id']}"
+        _send(self.http, "PATCH", url, rep, {"start_date": start.isoformat(), "end_date": end.isoformat()})
+        total = Decimal(contract["amount"]["amount"])
+        deposit = (total * Decimal("0.3")).quantize(Decimal("0.01"))
+        _send(self.http, "PUT", f"{url}/receivable-plan", rep, {"instalments": [
+            {"due_date": deposit_due.isoformat(), "amount": str(deposit), "label": "deposit 30 %"},
+            {"due_date": rest_due.isoformat(), "amount": str(total - deposit), "label": "on delivery"}]})
+
+    def open_deal(self, customer: dict[str, Any], name: str, amount: str, stage: str) -> str:
+        rep = self.person(self.login_of(customer["owner_id"], self.people["xu.na"]))
+        opportunity = _send(self.http, "POST", "/api/v1/opportunities", rep, {
+            "customer_id": customer["id"], "name": name, "amount": {"amount": amount, "currency": "CNY"},
+            "expected_close_date": (self.today + timedelta(days=75)).isoformat()},
+            f"demo-deal-opportunity-{customer['id']}-{name}").json()
+        url = f"/api/v1/opportunities/{opportunity['id']}"
+        if stage.startswith("lost:"):
+            self.act(f"{url}/lost", rep, {"reason": stage.removeprefix("lost:"), "note": "undercut by 12 %"})
+        elif opportunity["stage_id"] != (stage_id := self.stage_id(rep, opportunity["pipeline_id"], stage)):
+            self.act(f"{url}/stage", rep, {"stage_id": stage_id})
+        outcome = f"lost ({stage.removeprefix('lost:')})" if stage.startswith("lost:") else stage
+        self.log(f"demo opportunity: {name} ({customer['name']}, CNY {amount}) — {outcome}")
+        return str(opportunity["id"])
+
+    def stage_id(self, headers: dict[str, str], pipeline_id: str, name: str) -> str:
+        pipelines = _get(self.http, "/api/v1/pipelines", headers)["items"]
+        stages = next(p["stages"] for p in pipelines if p["id"] == pipeline_id)
+        return str(next(s["id"] for s in stages if s["name"] == name))
+
+    def won_deal(self, customer: dict[str, Any], stage: str, product: str, specification: str, quantity: str,
+                 unit_price: str) -> tuple[str, str]:
+        rep = self.person(self.login_of(customer["owner_id"], self.people["xu.na"]))
+        opportunity = _send(self.http, "POST", "/api/v1/opportunities", rep, {
+            "customer_id": customer["id"], "name": product,
+            "amount": {"amount": str(Decimal(quantity) * Decimal(unit_price)), "currency": "CNY"}},
+            f"demo-deal-opportunity-{customer['id']}-{product}").json()
+        contract = self.quote_accepted(rep, opportunity["id"], product, specification, quantity, unit_price)
+        if stage == "in approval":
+            self.plan(rep, contract, self.today + timedelta(days=7), self.today + timedelta(days=371),
+                      self.today + timedelta(days=14), self.today + timedelta(days=90))
+            steps = self.act(f"/api/v1/contracts/{contract['id']}/submit", rep).json()["items"]
+            waiting = self.login_of(steps[0]["approver_ids"][0], rep)
+            self.log(f"demo contract {contract['contract_number']}: {product} ({customer['name']}), "
+                     f"in approval, waiting for {waiting}")
+        else:
+            self.log(f"demo contract {contract['contract_number']}: {product} ({customer['name']}), "
+                     "drafted from the accepted quote")
+        return str(opportunity["id"]), str(contract["id"])
+
+    def signed_deal(self) -> dict[str, str]:
+        """Marketing's lead, converted by its rep into the marker customer, quoted, accepted, approved,
+        signed (a frame contract ending in 60 days, its deposit 40 days late), ordered, confirmed,
+        delivered and billed by SAP."""
+        marketing, finance = self.people["xu.na"], self.people["liu.yang"]
+        lead = _send(self.http, "POST", "/api/v1/leads", marketing, {
+            "name": "Xu Hong", "company": MARKER_CUSTOMER["name"], "region": "Zhejiang", "phone": "057487651200",
+            "source": "referral", "campaign": "key-account referrals", "channel": "offline"},
+            "demo-deal-lead-marker").json()
+        owner = self.login_of(lead["owner_id"], marketing)
+        rep = self.people[owner]
+        product, specification, quantity, unit_price = SIGNED_DEAL
+        converted = self.act(f"/api/v1/leads/{lead['id']}/convert", rep, {
+            "customer_name": MARKER_CUSTOMER["name"], "tax_id": MARKER_CUSTOMER["tax_id"],
+            "opportunity": {"name": product, "amount": {
+                "amount": str(Decimal(quantity) * Decimal(unit_price)), "currency": "CNY"}}}).json()
+        customer_id, opportunity_id = converted["customer"]["id"], converted["opportunity"]["id"]
+        self.log(f"demo lead: {MARKER_CUSTOMER['name']} → {owner}, converted into a customer and an opportunity")
+        contract = self.quote_accepted(rep, opportunity_id, product, specification, quantity, unit_price)
+        url = f"/api/v1/contracts/{contract['id']}"
+        self.plan(rep, contract, self.today - timedelta(days=305), self.today + timedelta(days=60),
+                  self.today - timedelta(days=40), self.today + timedelta(days=30))
+        for step in self.act(f"{url}/submit", rep).json()["items"]:
+            approver = self.person(self.login_of(step["approver_ids"][0], rep))
+            [mine] = [s for s in _get(self.http, "/api/v1/approvals", approver)["items"]
+                      if s["contract_id"] == contract["id"]]
+            self.act(f"/api/v1/approvals/{mine['id']}/approve", approver)
+        signed = self.act(f"{url}/sign", rep)
+        self.log(f"demo contract {contract['contract_number']}: {product} ({MARKER_CUSTOMER['name']}), "
+                 f"signed, ends {(self.today + timedelta(days=60)).isoformat()}, deposit due 40 days ago")
+        order = self.order(rep, contract["id"], signed.json()["lines"][0]["line_id"], quantity)
+        invoice = self.billed_by_sap(rep, finance, order)
+        self.log(f"demo invoice {invoice['invoice_number']}: CNY {invoice['total']['amount']}, "
+                 f"due {invoice['due_on']}, open")
+        return {"customer_id": customer_id, "opportunity_id": opportunity_id, "contract_id": contract["id"],
+                "order_id": order.json()["id"], "invoice_id": invoice["id"]}
+
+    def order(self, rep: dict[str, str], contract_id: str, line_id: str, quantity: str) -> httpx.Response:
+        body = {"contract_id": contract_id, "customer_reference": "NBHL-PO-2026-031",
+                "requested_delivery_date": (self.today + timedelta(days=14)).isoformat(),
+                "lines": [{"contract_line_id": line_id, "quantity": quantity}]}
+
+        def placed() -> httpx.Response | None:  # 404 until orders has heard of the signed contract
+            r = self.http.post("/api/v1/orders", json=body,
+                               headers=rep | {"Idempotency-Key": f"demo-deal-order-{contract_id}"})
+            return None if r.status_code == 404 else r
+
+        reply: httpx.Response = self.until(placed, "the signed contract reaching orders")
+        if reply.status_code != 201:
+            raise RuntimeError(f"POST /api/v1/orders -> {reply.status_code}: {reply.text[:500]}")
+        return reply
+
+    def billed_by_sap(self, rep: dict[str, str], finance: dict[str, str],
+                      order_reply: httpx.Response) -> dict[str, Any]:
+        """SAP confirms the order; the simulator delivers and bills it; the invoice reaches billing."""
+        order_url = order_reply.headers["Location"]
+
+        def order_in(status: str) -> dict[str, Any] | None:
+            order = _get(self.http, order_url, rep)
+            return order if order["status"] == status else None
+
+        order = self.until(lambda: order_in("confirmed"), "SAP's confirmation of the order")
+        self.log(f"demo order {order['order_number']}: confirmed as SAP sales order {order['sap_sales_order']}")
+        with httpx.Client(base_url=self.sap_url, auth=SAP_SIMULATOR_AUTH, timeout=10) as sap:
+            for command in ("deliver", "bill"):
+                r = sap.post(f"/_sim/sales-orders/{order['sap_sales_order']}/{command}")
+                if r.status_code != 200:
+                    raise RuntimeError(f"SAP simulator {command} -> {r.status_code}: {r.text[:300]}")
+                if command == "deliver":
+                    self.until(lambda: order_in("delivered"), "the SAP delivery on the order")
+        invoices_of_order = _link(order_reply, "invoices")
+
+        def invoiced() -> dict[str, Any] | None:
+            items = _get(self.http, invoices_of_order, finance)["items"]
+            return items[0] if items else None
+
+        return dict(self.until(invoiced, "the invoice from SAP's billing document"))
+
+
+def _link(response: httpx.Response, rel: str) -> str:
+    """The URL of one relation in an RFC 8288 Link header."""
+    for part in response.headers["Link"].split(","):
+        url, _, params = part.strip().partition(";")
+        if params.strip() == f'rel="{rel}"':
+            return url.strip().strip("<>")
+    raise RuntimeError(f"no rel={rel} in {response.headers['Link']}")

@@ -15,6 +15,7 @@ tests and e2e; it puts the permissions of the named roles in the token, as ident
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,13 @@ from crmkit.auth.keys import generate_keypair, jwks_of, public_pem_of
 from crmkit.auth.principal import DataScope
 from crmkit.auth.tokens import issue_access_token
 from crmkit.crypto import generate_key
+from crmkit.events.permissions import DEV_ADMIN, SUITE
 
 ISSUER = "crm-identity"  # identity signs with the same development key, so both kinds of token verify
 AUDIENCE = "crm-api"
-DEFAULT_TTL_SECONDS = 8 * 3600
+# The gateway refuses a token that lives longer than its maximum (CRM_ACCESS_TOKEN_MAX_TTL_SECONDS,
+# 1 h by default), development tokens included.
+DEFAULT_TTL_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,21 @@ def ensure_keys(data_dir: str | os.PathLike[str]) -> DevKeys:
     return DevKeys(access[0], access[1], principal[0], principal[1], service[0], service[1],
                    field_keys=f"dev1:{_secret(folder, 'field.key')}",
                    field_index_key=_secret(folder, "field-index.key"))
+
+
+def nats_passwords(data_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """A NATS password per bus user (crmkit.events.permissions.SUITE) and one for the
+    development admin, made once in `<data-dir>/keys/nats/`."""
+    folder = Path(data_dir) / "keys" / "nats"
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    passwords = {}
+    for user in (*SUITE, DEV_ADMIN):
+        path = folder / f"{user}.password"
+        if not path.exists():
+            _write_private(path, secrets.token_urlsafe(24))
+        passwords[user] = path.read_text().strip()
+    return passwords
 
 
 def _secret(folder: Path, name: str) -> str:

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from crm_devstack.config import HttpServiceSpec, ServiceSpec, SuiteConfig, load_suite, resolve_command
-from crm_devstack.keys import AUDIENCE, ISSUER, DevKeys, ensure_keys, issue_token
+from crm_devstack.keys import AUDIENCE, ISSUER, DevKeys, ensure_keys, issue_token, nats_passwords
 from crm_devstack.supervisor import Child, Output, run_to_end
 from crmkit.embedded import EmbeddedNats, EmbeddedPostgres, ServerStartError, wait_until
+from crmkit.events.permissions import DEV_ADMIN, nats_config
 
 DEFAULT_DATA_DIR = ".crm/dev"
 MARKER = ".crm-devstack"
@@ -65,15 +66,26 @@ def running_launcher(data_dir: str | os.PathLike[str]) -> int | None:
     return pid if pid != os.getpid() and _pid_alive(pid) else None
 
 
-def servers_running(data_dir: str | os.PathLike[str]) -> list[str]:
-    """Which of the suite's servers still run on `data_dir` (from their pid files)."""
+def leftover_servers(data_dir: str | os.PathLike[str]) -> dict[str, int]:
+    """The suite's servers still running on `data_dir` (from their pid files), by name."""
     data = Path(data_dir)
-    found = []
-    if EmbeddedPostgres(data / "postgres", 0).running_pid() is not None:
-        found.append("postgres")
-    if EmbeddedNats(data / "nats", 0, 0).running_pid() is not None:
-        found.append("nats")
+    found = {}
+    if (pid := EmbeddedPostgres(data / "postgres", 0).running_pid()) is not None:
+        found["postgres"] = pid
+    if (pid := EmbeddedNats(data / "nats", 0, 0).running_pid()) is not None:
+        found["nats"] = pid
     return found
+
+
+def stop_command(name: str, pid: int) -> str:
+    """How to stop a leftover by hand. PostgreSQL: fast shutdown (SIGINT), since a plain SIGTERM
+    waits for every client, and its clients may be leftovers too."""
+    return f"kill -INT {pid}" if name == "postgres" else f"kill {pid}"
+
+
+def _leftover_lines(leftovers: dict[str, int]) -> list[str]:
+    return [f"{name} (pid {pid}) from an earlier run: stop it with `{stop_command(name, pid)}`"
+            for name, pid in leftovers.items()]
 
 
 def reset(data_dir: str | os.PathLike[str]) -> bool:
@@ -82,14 +94,48 @@ def reset(data_dir: str | os.PathLike[str]) -> bool:
     if not data.exists():
         return False
     if (pid := running_launcher(data)) is not None:
-        raise SuiteError(f"the suite is running on {data} (crm-dev pid {pid}); stop it first")
-    if busy := servers_running(data):
-        raise SuiteError(f"{' and '.join(busy)} still running on {data}; stop them first")
+        raise SuiteError(f"the suite is running on {data} (crm-dev pid {pid}); stop it first "
+                         f"(Ctrl-C where it runs, or `kill {pid}`)")
+    if leftovers := leftover_servers(data):
+        raise SuiteError(f"still running on {data}:\n  " + "\n  ".join(_leftover_lines(leftovers)))
     if any(data.iterdir()) and not (data / MARKER).exists():
         raise SuiteError(
             f"{data} does not look like a crm-dev data dir (no {MARKER}); not deleting it")
     shutil.rmtree(data)
     return True
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on 127.0.0.1/0.0.0.0 TCP `port`, when this system shows it (Linux's
+    /proc, for our own user's processes or as root); None otherwise."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return int(proc.name)
+    return None
+
+
+def command_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
 
 
 def _port_in_use(port: int) -> bool:
@@ -165,7 +211,9 @@ class Suite:
 
     @property
     def nats_url(self) -> str:
-        return self.nats.url
+        """NATS as the development admin (every right): for tests and tools, never a service."""
+        password = nats_passwords(self.data_dir)[DEV_ADMIN]
+        return self.nats.url.replace("nats://", f"nats://{DEV_ADMIN}:{password}@", 1)
 
     @property
     def postgres_url(self) -> str:
@@ -203,7 +251,7 @@ class Suite:
     # environment -------------------------------------------------------------------------
     def _base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-        env.update(PYTHONUNBUFFERED="1", CRM_LOG_LEVEL=self.log_level, CRM_NATS_URL=self.nats_url)
+        env.update(PYTHONUNBUFFERED="1", CRM_LOG_LEVEL=self.log_level, CRM_NATS_URL=self.nats.url)
         env.update(self.extra_env)
         return env
 
@@ -212,6 +260,8 @@ class Suite:
         env = self._base_env()
         env.update(
             CRM_SERVICE_NAME=spec.name,
+            CRM_NATS_USER=spec.name,
+            CRM_NATS_PASSWORD=nats_passwords(self.data_dir).get(spec.name, ""),
             CRM_DATABASE_URL=self.database_url(spec.name),
             CRM_GRPC_PORT=str(spec.grpc_port),
             CRM_METRICS_PORT=str(spec.metrics_port),
@@ -224,10 +274,12 @@ class Suite:
         return env
 
     def placeholders(self) -> dict[str, str]:
-        """What `{name}` stands for in suite.toml env values: the development secrets, and each
-        HTTP process's base URL as `{<name>_url}`."""
+        """What `{name}` stands for in suite.toml env values: the development secrets, each
+        HTTP process's base URL as `{<name>_url}`, and `{data_dir}` (state that must survive a
+        restart and go with `make reset`)."""
         assert self.keys is not None
-        return self.keys.placeholders() | {h.placeholder: h.url for h in self.config.http_services}
+        return (self.keys.placeholders() | {h.placeholder: h.url for h in self.config.http_services}
+                | {"data_dir": str(self.data_dir)})
 
     def http_service_env(self, spec: HttpServiceSpec) -> dict[str, str]:
         env = self._base_env()
@@ -253,6 +305,8 @@ class Suite:
         env = self._base_env()
         env.update(
             CRM_SERVICE_NAME="gateway",
+            CRM_NATS_USER="gateway",
+            CRM_NATS_PASSWORD=nats_passwords(self.data_dir)["gateway"],
             CRM_HTTP_PORT=str(gateway.http_port),
             CRM_JWT_JWKS=self.keys.jwks,
             CRM_JWT_ISSUER=ISSUER,
@@ -270,7 +324,8 @@ class Suite:
         if self._started:
             return self
         if (pid := running_launcher(self.data_dir)) is not None:
-            raise SuiteError(f"the suite already runs on {self.data_dir} (crm-dev pid {pid})")
+            raise SuiteError(f"the suite already runs on {self.data_dir} (crm-dev pid {pid}); "
+                             f"to stop it: Ctrl-C where it runs, or `kill {pid}`")
         self._started = True
         try:
             self._start()
@@ -279,28 +334,37 @@ class Suite:
             raise
         return self
 
-    def _check_ports(self) -> None:
-        reuse = set()
-        if self.postgres.running_pid() is not None:
-            reuse.add("postgres")
-        if self.nats.running_pid() is not None:
-            reuse |= {"nats", "nats monitor"}
-        busy = [f"{what} {port}" for what, port in self.config.ports().items()
-                if what not in reuse and _port_in_use(port)]
-        if busy:
-            raise SuiteError(f"ports in use: {', '.join(busy)} (another suite? try --port-offset)")
+    def _check_leftovers(self) -> None:
+        """Refuses to start beside a leftover of an earlier run (its launcher killed, say): a
+        server still running on this data dir, or any process holding one of our ports. Each is
+        named with its pid and the command that stops it; nothing is stopped for the user."""
+        leftovers = leftover_servers(self.data_dir)
+        problems = _leftover_lines(leftovers)
+        for what, port in self.config.ports().items():
+            if not _port_in_use(port):
+                continue
+            pid = listening_pid(port)
+            if pid is None:
+                problems.append(f"port {port} ({what}) is in use by a process we cannot see")
+            elif pid not in leftovers.values():
+                problems.append(f"port {port} ({what}) is held by pid {pid} ({command_of(pid)}): "
+                                f"stop it with `kill {pid}`")
+        if problems:
+            raise SuiteError("cannot start, in the way:\n  " + "\n  ".join(problems)
+                             + "\n(another suite on purpose? then choose other ports with --port-offset)")
 
     def _start(self) -> None:
         started = time.monotonic()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / MARKER).touch()
-        self._check_ports()
+        self._check_leftovers()
         self.keys = ensure_keys(self.data_dir)
         say = self.output.say
 
         say(f"starting PostgreSQL on 127.0.0.1:{self.config.postgres_port}")
         self.postgres.start()
         say(f"starting NATS JetStream on 127.0.0.1:{self.config.nats_port}")
+        self.nats.extra_config = nats_config(nats_passwords(self.data_dir))
         self.nats.start()
         self._write_state()
         if self.config.http_services:
@@ -348,10 +412,11 @@ class Suite:
         for child in reversed(list(self.children.values())):
             child.stop(timeout)  # one at a time: nothing loses a peer it still talks to
         self.children.clear()
-        with contextlib.suppress(Exception):
-            self.nats.stop()
-        with contextlib.suppress(Exception):
-            self.postgres.stop()
+        # only servers this suite started: a leftover it refused to start beside is the user's
+        for server in (self.nats, self.postgres):
+            if server.pid is not None:
+                with contextlib.suppress(Exception):
+                    server.stop()
         with contextlib.suppress(OSError):
             state = self.data_dir / STATE_FILE
             if state.exists() and json.loads(state.read_text()).get("launcher_pid") == os.getpid():
@@ -380,7 +445,7 @@ class Suite:
             "launcher_pid": os.getpid(),
             "port_offset": self.port_offset,
             "postgres_url": self.postgres_url,
-            "nats_url": self.nats_url,
+            "nats_url": self.nats.url,
             "gateway_url": self.gateway_url if self.config.gateway else None,
             "pids": self.pids(),
         }
@@ -418,7 +483,8 @@ class Suite:
                          f"metrics {self.metrics_url(spec.name)}")
         lines += [
             f"  PostgreSQL        {self.postgres_url}   (log {self.postgres.log_file})",
-            f"  NATS              {self.nats_url}   (monitor {self.nats.monitor_url})",
+            f"  NATS              {self.nats.url}   (monitor {self.nats.monitor_url}; users and "
+            f"passwords in {self.data_dir / 'keys' / 'nats'})",
             f"  data              {self.data_dir}",
             "  a token           make token USER=li.wei   (demo users and passwords: README.md)",
             "  stop              Ctrl-C",

@@ -3,7 +3,10 @@ API_BILLING_DOCUMENT_SRV at their S/4HANA paths, OData V2 JSON, CSRF, ETags, `$b
 bodies, server-side paging, and `/_sim/*` commands to move documents along and inject faults.
 
 State lives in memory: this is a test double of an external system. Every request is handled
-under one lock, so a changeset is atomic and numbers are never handed out twice.
+under one lock, so a changeset is atomic and numbers are never handed out twice. Given a state
+file (`make dev` and e2e: in the suite's data dir), every change is also written there before it
+is answered, and a restart continues from it: documents, number ranges and the change log
+(crm_sap_simulator.store).
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import FastAPI, Request, Response
 
+from crm_sap_simulator import store
 from crm_sap_simulator.schema import SERVICES, EntitySet, Service, edmx
 from crm_sap_simulator.wire import FilterError, etag_of, from_wire, key_predicate, parse_filter, parse_key, to_wire
 
@@ -65,12 +70,16 @@ def _now() -> dt.datetime:
 class Simulator:
     def __init__(self, *, user: str = "CRM_INTEGRATION", password: str = "simulator",  # noqa: S107 - a test double
                  client: str = "100",
-                 page_size: int = 100, tax_rate: Decimal = Decimal("0.13")) -> None:
+                 page_size: int = 100, tax_rate: Decimal = Decimal("0.13"),
+                 state_file: Path | None = None) -> None:
         self.user, self.password, self.client = user, password, client
         self.page_size = page_size
         self.tax_rate = tax_rate
+        self.state_file = state_file
         self.lock = asyncio.Lock()
         self.reset()
+        if state_file is not None and (state := store.load(state_file)) is not None:
+            self._restore(state)
 
     def reset(self) -> None:
         self.data: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {
@@ -80,6 +89,23 @@ class Simulator:
         self.faults = Faults()
         self.log: list[dict[str, Any]] = []  # every successful write, for tests and operators
         self._clock = _now()
+
+    # the state file ------------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Writes the state to the state file (if any); called under the lock after every change.
+        Sessions and faults are not kept: a restarted SAP has forgotten both too."""
+        if self.state_file is not None:
+            store.save(self.state_file, {
+                "data": {name: list(rows.values()) for name, rows in self.data.items()},
+                "numbers": self.numbers, "log": self.log, "clock": self._clock})
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        for name, rows in state["data"].items():
+            es = self.set_of(name)
+            self.data[name] = {tuple(str(row[k]) for k in es.keys): row for row in rows}
+        self.numbers.update(state["numbers"])
+        self.log = state["log"]
+        self._clock = state["clock"]
 
     # clock: LastChangeDateTime must strictly increase even when two writes share a microsecond
     def tick(self) -> dt.datetime:
@@ -784,6 +810,8 @@ def create_app(sim: Simulator | None = None) -> FastAPI:
             else:
                 headers = {k.lower(): v for k, v in request.headers.items()}
                 reply = handler.dispatch(method, resource, query, headers, await request.body())
+            if method in WRITES and reply.status < 400:
+                sim.commit()
         response = _reply(reply)
         for k, v in response_headers.items():
             response.headers[k] = v
@@ -800,6 +828,7 @@ def create_app(sim: Simulator | None = None) -> FastAPI:
                 row = fn(*args, **kwargs)
             except ODataError as exc:
                 return _reply(error_reply(exc))
+            sim.commit()
         key = next(iter(row.values()))
         return Response(json.dumps({"key": key}), media_type="application/json")
 
@@ -855,9 +884,19 @@ def create_app(sim: Simulator | None = None) -> FastAPI:
         return sim.log
 
     @app.post("/_sim/reset")
-    async def reset() -> dict[str, Any]:
+    async def reset() -> Response:
+        """Forgets every document and restarts the number ranges: only for a simulator without a
+        state file. One with a state file serves a suite whose CRM remembers the SAP numbers it
+        has seen (database crm_sap), which a reset simulator would hand out again."""
+        if sim.state_file is not None:
+            return Response(json.dumps({
+                "error": "refused: the CRM's SAP service still holds the numbers this simulator handed out "
+                         "(database crm_sap), and a reset simulator would hand them out again",
+                "instead": "stop the suite (Ctrl-C), then run `make reset`: it clears the simulator's "
+                           f"state ({sim.state_file}) together with the CRM's data"}),
+                status_code=409, media_type="application/json")
         async with sim.lock:
             sim.reset()
-        return {"ok": True}
+        return Response(json.dumps({"ok": True}), media_type="application/json")
 
     return app
