@@ -10,17 +10,13 @@ from typing import Any
 
 import httpx
 import jwt
-import nats
 import pytest
 
-from crm.common.v1 import money_pb2
-from crm.contracts.v1 import events_pb2 as contract_events
 from crm_devstack import Suite
 from crm_devstack.keys import AUDIENCE, ISSUER
 from crmkit.auth.keys import generate_keypair
 from crmkit.auth.tokens import issue_access_token
-from crmkit.events.envelope import build_headers, subject_of
-from crmkit.events.streams import ensure_service_stream
+from e2e.chain import signed_contract
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -182,18 +178,14 @@ async def test_masking_follows_the_role(suite: Suite, world) -> None:
 async def test_finance_sees_a_customer_once_its_contract_is_signed(suite: Suite, world, eventually) -> None:
     finance = world["people"]["liu.yang"]
     east = world["li.wei"]["customer"]
-    nc = await nats.connect(suite.nats_url)
-    js = nc.jetstream()
-    # The contracts service does not exist yet: publish its event as it will.
-    await ensure_service_stream(js, "contracts", 1)
-    signed = contract_events.ContractSigned(contract_id=str(uuid.uuid4()), contract_number="CON-2026-000001",
-                                            customer_id=east["id"],
-                                            amount=money_pb2.Money(amount="250000.00", currency="CNY"))
-    event_id = str(uuid.uuid4())
-    await js.publish(subject_of(signed), signed.SerializeToString(), headers=build_headers(
-        event_id=event_id, event_type=signed.DESCRIPTOR.full_name, source="crm/contracts", actor="e2e",
-        subject_id=signed.contract_id, time=dt.datetime.now(dt.UTC)))
-    await nc.close()
+    rep, manager = world["people"]["li.wei"], world["people"]["chen.jie"]
+    # 10 catheters at 250.00 and 13 % tax: 2825.00, under 100,000: li.wei's manager approves it alone
+    lines = [{"product": "Guiding catheter 6F", "quantity": "10", "unit": "pcs", "unit_price": "250",
+              "tax_rate_percent": "13"}]
+    plan = [{"due_date": dt.date.today().isoformat(), "amount": "2825.00", "label": "on signing"}]
+    async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=30) as api:
+        await signed_contract(api, rep, (manager,), east["id"], title="Catheter supply", lines=lines,
+                              instalments=plan)
     async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=10, headers=finance.headers) as api:
         async def visible() -> dict[str, Any] | None:
             reply = await api.get(f"/api/v1/customers/{east['id']}")

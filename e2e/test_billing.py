@@ -1,6 +1,6 @@
 """R-BIL-01..04 end to end through the REST gateway of the started suite. li.wei's customer has a
-signed contract with a two-instalment receivable plan (announced on CRM_CONTRACTS as the contracts
-service does; its approval flow is test_contracts'), and SAP bills the first delivery
+signed contract with a two-instalment receivable plan (drafted, approved by chen.jie and signed
+through the contracts service), and SAP bills the first delivery
 (crm.sap.billing_document.changed on CRM_SAP, published with crmkit's envelope: the SAP
 integration is not in suite.toml yet). Finance (liu.yang) sees the invoice, records a partial and
 then the final payment (回款; both allocated automatically), issues the month's statement (對賬單)
@@ -14,15 +14,14 @@ import uuid
 from typing import Any
 
 import httpx
-import jwt
 import nats
 
 from crm.common.v1 import money_pb2
-from crm.contracts.v1 import events_pb2 as contracts_ev
 from crm.sap.v1 import events_pb2 as sap_ev
 from crm_devstack import Suite
 from crmkit.events.envelope import build_headers, subject_of
 from crmkit.events.streams import ensure_service_stream
+from e2e.chain import signed_contract
 
 TODAY = dt.datetime.now(dt.UTC).date()
 
@@ -47,25 +46,21 @@ async def _announce(suite: Suite, producer: str, message: Any, actor: str, subje
 
 
 async def test_invoice_payments_and_confirmed_statement(suite: Suite, sign_in, eventually) -> None:
-    rep, finance = sign_in("li.wei"), sign_in("liu.yang")
-    claims = jwt.decode(rep.token, options={"verify_signature": False})
+    rep, manager, finance = sign_in("li.wei"), sign_in("chen.jie"), sign_in("liu.yang")
     suffix = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=30) as api:
         customer = await api.post("/api/v1/customers", headers=rep.headers, json={
             "name": f"Ningbo Valve Works {suffix}", "industry": "machinery", "region": "Zhejiang"})
         assert customer.status_code == 201, customer.text
-        customer_id, contract_id = customer.json()["id"], str(uuid.uuid4())
-        await _announce(suite, "contracts", contracts_ev.ContractSigned(
-            contract_id=contract_id, contract_number=f"CON-E2E-{suffix}", customer_id=customer_id,
-            amount=_cny("2260.00"), owner_id=rep.id, department_path=claims.get("dept", "/"),
-            team_ids=list(rep.team_ids), customer_name=f"Ningbo Valve Works {suffix}",
-            instalments=[
-                contracts_ev.Instalment(instalment_id=str(uuid.uuid4()), sequence=1,
-                                        due_date=(TODAY + dt.timedelta(days=30)).isoformat(), amount=_cny("1130.00"),
-                                        label="on delivery"),
-                contracts_ev.Instalment(instalment_id=str(uuid.uuid4()), sequence=2,
-                                        due_date=(TODAY + dt.timedelta(days=90)).isoformat(), amount=_cny("1130.00"),
-                                        label="acceptance")]), rep.id, contract_id)
+        customer_id = customer.json()["id"]
+        # 2 valves at 1000.00 and 13 % tax: 2260.00, under 100,000: the manager's approval alone
+        contract = await signed_contract(api, rep, (manager,), customer_id, title=f"Valves {suffix}", lines=[
+            {"product": "Gate valve DN50", "quantity": "2", "unit": "pcs", "unit_price": "1000",
+             "tax_rate_percent": "13"}], instalments=[
+            {"due_date": (TODAY + dt.timedelta(days=30)).isoformat(), "amount": "1130.00", "label": "on delivery"},
+            {"due_date": (TODAY + dt.timedelta(days=90)).isoformat(), "amount": "1130.00", "label": "acceptance"}])
+        assert contract["amount"] == {"amount": "2260.00", "currency": "CNY"}, contract["amount"]
+        contract_id = contract["id"]
         sap_number = f"9{uuid.uuid4().int % 10**8:08d}"
         await _announce(suite, "sap", sap_ev.BillingDocumentChanged(
             billing_document=sap_number, document_type="F2", customer_id=customer_id,

@@ -117,6 +117,11 @@ async def test_order_against_a_signed_contract_end_to_end(suite: Suite, sign_in,
         assert shipped["order"]["status"] == "shipped"
         assert [li["delivered_quantity"] for li in shipped["order"]["lines"]] == ["30", "0"]
         assert [(d["carrier"], d["tracking_number"]) for d in shipped["deliveries"]] == [("SF Express", "SF0042")]
+        # another scope's rep, and a customer that does not exist: no overview, 404 alike
+        west = sign_in("wang.fang")
+        for who, absent_id in ((west, customer_id), (desk, str(uuid.uuid4()))):
+            absent = await api.get(f"/api/v1/customers/{absent_id}/order-overview", headers=who.headers)
+            assert absent.status_code == 404 and absent.json()["reason"] == "REFERENCE_NOT_FOUND", absent.text
 
     await eventually(lambda: _has(submitted, order["id"]), what="order.submitted on NATS")
     await nc.close()

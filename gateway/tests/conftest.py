@@ -38,6 +38,7 @@ import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,7 +57,9 @@ from crm.notifications.v1 import notifications_pb2_grpc
 from crm.opportunities.v1 import opportunities_pb2_grpc
 from crm.orders.v1 import orders_pb2_grpc
 from crm_contracts.adapters.grpc_api import ContractsServicer
+from crm_contracts.adapters.opportunities import OpportunityDirectory
 from crm_contracts.adapters.static_org import StaticOrg
+from crm_contracts.app.references import Owners
 from crm_contracts.main import SERVICE_NAME as CONTRACTS_SERVICE
 from crm_contracts.main import migrate as migrate_contracts
 from crm_customers.adapters.grpc_api import CustomersServicer
@@ -82,13 +85,15 @@ from crm_orders.adapters.grpc_api import OrdersServicer
 from crm_orders.main import SERVICE_NAME as ORDERS_SERVICE
 from crm_orders.main import migrate as migrate_orders
 from crmkit import telemetry
-from crmkit.auth import Principal, PrincipalVerifier
+from crmkit.auth import Principal, PrincipalVerifier, current_principal_token
 from crmkit.auth.keys import KeyPair, generate_keypair, jwks_of
 from crmkit.auth.tokens import issue_access_token
 from crmkit.db import UnitOfWork, create_engine, session_factory
 from crmkit.events.streams import ensure_service_stream
+from crmkit.grpc.client import channel as grpc_channel
 from crmkit.grpc.server import GrpcServer
 from crmkit.outbox.relay import OutboxRelay
+from crmkit.references import CustomerDirectory
 from crmkit.testing.servers import fresh_database
 
 ISSUER = "crm-identity-test"
@@ -161,12 +166,12 @@ def token(token_keys: KeyPair) -> Callable[..., str]:
 
 @pytest.fixture(scope="session")
 def auth(token: Callable[..., str]) -> Callable[[Principal], dict[str, str]]:
-    cache: dict[str, str] = {}
+    cache: dict[Principal, str] = {}  # by the whole principal: the same subject may carry other grants
 
     def headers(principal: Principal) -> dict[str, str]:
-        if principal.subject not in cache:
-            cache[principal.subject] = token(principal)
-        return {"Authorization": f"Bearer {cache[principal.subject]}"}
+        if principal not in cache:
+            cache[principal] = token(principal)
+        return {"Authorization": f"Bearer {cache[principal]}"}
 
     return headers
 
@@ -221,14 +226,18 @@ def sql(customers_sessions: Any) -> Callable[..., Awaitable[list[Any]]]:
 
 
 @pytest.fixture(scope="session")
-async def opportunities_target(postgres_server: Any, principal_keys: KeyPair,
+async def opportunities_target(postgres_server: Any, principal_keys: KeyPair, customers_target: str,
                                span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
     engine = create_engine(fresh_database(postgres_server, "gateway_opportunities", migrate_opportunities),
                            pool_size=5)
+    # The customer an opportunity names is checked with the customers service, as the caller.
+    customers = grpc_channel(customers_target, current_principal_token)
     async with in_process("opportunities", principal_keys,
                           opportunities_pb2_grpc.add_OpportunitiesServiceServicer_to_server,
-                          OpportunitiesServicer(session_factory(engine)), OPPORTUNITIES_SERVICE) as target:
+                          OpportunitiesServicer(session_factory(engine), customers=CustomerDirectory(customers)),
+                          OPPORTUNITIES_SERVICE) as target:
         yield target
+    await customers.close()
     await engine.dispose()
 
 
@@ -243,11 +252,19 @@ def contracts_org() -> StaticOrg:
 
 @pytest.fixture(scope="session")
 async def contracts_target(postgres_server: Any, principal_keys: KeyPair, contracts_org: StaticOrg,
+                           customers_target: str, opportunities_target: str,
                            span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
     engine = create_engine(fresh_database(postgres_server, "gateway_contracts", migrate_contracts), pool_size=5)
+    # What a contract names is checked with its owners, as the caller.
+    customers = grpc_channel(customers_target, current_principal_token)
+    opportunities = grpc_channel(opportunities_target, current_principal_token)
+    owners = Owners(customers=CustomerDirectory(customers), opportunities=OpportunityDirectory(opportunities))
     async with in_process("contracts", principal_keys, contracts_pb2_grpc.add_ContractsServiceServicer_to_server,
-                          ContractsServicer(session_factory(engine), contracts_org), CONTRACTS_SERVICE) as target:
+                          ContractsServicer(session_factory(engine), contracts_org, owners=owners),
+                          CONTRACTS_SERVICE) as target:
         yield target
+    await customers.close()
+    await opportunities.close()
     await engine.dispose()
 
 
@@ -263,11 +280,17 @@ async def orders_sessions(postgres_server: Any) -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="session")
-async def orders_target(orders_sessions: Any, principal_keys: KeyPair,
+async def orders_target(orders_sessions: Any, principal_keys: KeyPair, customers_target: str, contracts_target: str,
                         span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
+    # The customer and contract an order names are checked with their owners, as the caller.
+    from crm_orders.adapters.owners import OwnerReferences
+
+    owners = [grpc_channel(target, current_principal_token) for target in (customers_target, contracts_target)]
     async with in_process("orders", principal_keys, orders_pb2_grpc.add_OrdersServiceServicer_to_server,
-                          OrdersServicer(orders_sessions), ORDERS_SERVICE) as target:
+                          OrdersServicer(orders_sessions, OwnerReferences(*owners)), ORDERS_SERVICE) as target:
         yield target
+    for owner in owners:
+        await owner.close()
 
 
 # -------------------------------------------------------------------------------- billing service
@@ -284,15 +307,22 @@ async def billing_sessions(postgres_server: Any) -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="session")
-async def billing_target(billing_sessions: Any, principal_keys: KeyPair,
+async def billing_target(billing_sessions: Any, principal_keys: KeyPair, customers_target: str,
+                         contracts_target: str, orders_target: str,
                          span_exporter: InMemorySpanExporter) -> AsyncIterator[str]:
     from crm.billing.v1 import billing_pb2_grpc
     from crm_billing.adapters.grpc_api import SERVICE_NAME as BILLING_SERVICE
     from crm_billing.adapters.grpc_api import BillingServicer
+    from crm_billing.adapters.owners import OwnerReferences
 
+    # The customer, contract and order a billing write names are checked with their owners.
+    owners = [grpc_channel(target, current_principal_token)
+              for target in (customers_target, contracts_target, orders_target)]
     async with in_process("billing", principal_keys, billing_pb2_grpc.add_BillingServiceServicer_to_server,
-                          BillingServicer(billing_sessions), BILLING_SERVICE) as target:
+                          BillingServicer(billing_sessions, OwnerReferences(*owners)), BILLING_SERVICE) as target:
         yield target
+    for owner in owners:
+        await owner.close()
 
 
 # ------------------------------------------------------------------------- SAP integration
@@ -385,7 +415,9 @@ def gateway_settings(customers_target: str, opportunities_target: str, orders_ta
         jwt_issuer=ISSUER, jwt_audience=AUDIENCE, principal_private_key=principal_keys.private_pem,
         max_body_bytes=MAX_BODY_BYTES, rpc_deadline_seconds=10.0,
         # Every test signs in from the same address; one test checks the throttle itself.
-        sign_in_rate_limit_per_minute=100_000)
+        sign_in_rate_limit_per_minute=100_000,
+        # The API alone, whether or not web/dist is built (test_console_serving.py has the console).
+        console_dir=Path(__file__).parent / "no-console")
 
 
 @pytest.fixture(scope="session")

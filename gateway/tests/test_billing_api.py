@@ -17,11 +17,15 @@ from crm.common.v1 import money_pb2
 from crm.contracts.v1 import events_pb2 as contract_events
 from crm.sap.v1 import events_pb2 as sap_events
 from crm_billing.app import use_cases as billing
+from crm_customers.adapters.repository import CustomerRepository
+from crm_customers.domain.model import Customer
 from crmkit.db import UnitOfWork
 from crmkit.events.envelope import Event, build_headers, subject_of
 from crmkit.testing.principals import EAST_MANAGER, EAST_REP, FINANCE, WEST_REP
 
-FIN = dataclasses.replace(FINANCE, permissions=("billing.read", "billing.write", "contracts.read"))
+# customers.read and orders.read as finance holds them: billing asks the owners of what a write names as the caller.
+FIN = dataclasses.replace(FINANCE, permissions=("billing.read", "billing.write", "contracts.read", "customers.read",
+                                                "orders.read"))
 MANAGER = dataclasses.replace(EAST_MANAGER, permissions=("billing.read", "contracts.read"))
 REP = dataclasses.replace(EAST_REP, permissions=("contracts.read",))
 WEST = dataclasses.replace(WEST_REP, permissions=("contracts.read",))
@@ -58,8 +62,15 @@ async def feed(billing_sessions: Any):
     return deliver
 
 
-async def _customer_with_contract(feed: Any, *, plan: list[tuple[dt.date, str]]) -> tuple[str, str]:
+async def _customer_with_contract(feed: Any, customers_sessions: Any, *,
+                                  plan: list[tuple[dt.date, str]]) -> tuple[str, str]:
+    """A customer of the east rep in the customers service (signed: in finance's scope), with a
+    contract whose copy billing holds."""
     customer, contract = str(uuid.uuid4()), str(uuid.uuid4())
+    async with customers_sessions() as s, s.begin():
+        await CustomerRepository(s).add(Customer(
+            id=uuid.UUID(customer), name="厦门海通电子", owner_id=EAST_REP.subject, team_id="east",
+            department_path="/sales/east/", has_signed_contract=True))
     await feed(billing.on_contract_signed, contract_events.ContractSigned(
         contract_id=contract, contract_number=f"CON-{contract[:8]}", customer_id=customer, amount=_cny("2260.00"),
         owner_id=EAST_REP.subject, team_ids=["east"], department_path="/sales/east/", customer_name="厦门海通电子",
@@ -68,9 +79,10 @@ async def _customer_with_contract(feed: Any, *, plan: list[tuple[dt.date, str]])
     return customer, contract
 
 
-async def test_invoice_payments_statement_round_trip(client, auth, feed, assert_problem) -> None:
+async def test_invoice_payments_statement_round_trip(client, auth, feed, assert_problem, customers_sessions) -> None:
     customer, contract = await _customer_with_contract(
-        feed, plan=[(TODAY + dt.timedelta(days=10), "1130.00"), (TODAY + dt.timedelta(days=40), "1130.00")])
+        feed, customers_sessions,
+        plan=[(TODAY + dt.timedelta(days=10), "1130.00"), (TODAY + dt.timedelta(days=40), "1130.00")])
     sap_number = f"9{uuid.uuid4().int % 10**8:08d}"
     await feed(billing.on_billing_document, sap_events.BillingDocumentChanged(
         billing_document=sap_number, document_type="F2", customer_id=customer, billing_date=TODAY.isoformat(),
@@ -89,6 +101,13 @@ async def test_invoice_payments_statement_round_trip(client, auth, feed, assert_
     r = await client.get("/api/v1/invoices", params={"customer_id": customer}, headers=auth(FIN))
     invoices = {i["invoice_number"]: i for i in r.json()["items"]}
     assert set(invoices) == {sap_number, manual["invoice_number"]}
+    r = await client.get("/api/v1/invoices", params={"customer_id": customer, "order_id": str(uuid.uuid4())},
+                         headers=auth(FIN))
+    assert r.status_code == 200 and r.json()["items"] == []  # none billed for that order
+    # a customer nobody has: as absent as one out of scope
+    r = await client.post("/api/v1/invoices", headers=auth(FIN), json={
+        "customer_id": str(uuid.uuid4()), "lines": [{"description": "x", "quantity": "1", "unit_price": "1"}]})
+    assert_problem(r, 404, reason="REFERENCE_NOT_FOUND")
     sap_invoice = invoices[sap_number]
 
     # a partial payment naming the SAP invoice, then the rest

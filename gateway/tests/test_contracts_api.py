@@ -18,7 +18,7 @@ from crmkit.testing.principals import ADMIN, EAST_REP, FINANCE, WEST_REP
 pytestmark = pytest.mark.integration
 
 TAG = uuid.uuid4().hex[:6]
-PERMS = ("contracts.read", "contracts.write")
+PERMS = ("contracts.read", "contracts.write", "customers.read", "customers.write")
 REP = dataclasses.replace(EAST_REP, subject=f"con-rep-{TAG}", team_ids=(f"east-{TAG}",), permissions=PERMS)
 OTHER_REP = dataclasses.replace(WEST_REP, subject=f"con-west-{TAG}", permissions=PERMS)
 MANAGER = Principal(subject=f"con-mgr-{TAG}", roles=("sales_manager",), team_ids=(f"east-{TAG}",),
@@ -48,7 +48,17 @@ def body(qty: str = "100", **fields) -> dict:
                        "unit_price": "1000", "tax_rate_percent": "13"}]} | fields
 
 
-async def draft(client, auth, qty: str = "100", principal: Principal = REP, **fields) -> dict:
+async def customer(client, auth, principal: Principal = REP, origin: str = "domestic") -> str:
+    """A customer of `principal`'s: what a contract names must exist and be theirs (R-SEC-02)."""
+    created = await client.post("/api/v1/customers", json={"name": f"华东医疗 {uuid.uuid4().hex[:8]}",
+                                                           "origin": origin}, headers=auth(principal))
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
+async def draft(client, auth, qty: str = "100", principal: Principal = REP, origin: str = "domestic",
+                **fields) -> dict:
+    fields.setdefault("customer_id", await customer(client, auth, principal, origin))
     created = await client.post("/api/v1/contracts", json=body(qty, **fields), headers=auth(principal))
     assert created.status_code == 201, created.text
     return created.json()
@@ -208,7 +218,7 @@ async def test_rules_delegations_and_renewals(client, auth, assert_problem) -> N
         "delegate_id": MANAGER.subject, "start_date": today.isoformat(),
         "end_date": (today + dt.timedelta(days=2)).isoformat()})
     assert delegation.status_code == 201, delegation.text
-    c = await draft(client, auth, "10", customer_type="foreign", start_date=today.isoformat(),
+    c = await draft(client, auth, "10", origin="foreign", start_date=today.isoformat(),
                     end_date=(today + dt.timedelta(days=90)).isoformat())
     url = f"/api/v1/contracts/{c['id']}"
     await client.put(f"{url}/receivable-plan", headers=auth(REP), json={

@@ -53,6 +53,16 @@ async def test_demo_seed_builds_the_org_chart_once(id_app):
             assert partner.status_code == 200
             write = await c.post("/api/v1/customers", headers={"X-API-Key": first["api_key"]}, json={"name": "x"})
             assert write.status_code == 403
+
+            rules = (await c.get("/api/v1/lead-assignment-rules", headers=admin)).json()["items"]
+            seeded = [r for r in rules if r["name"] in {rule["name"] for rule in demo.LEAD_RULES}]
+            assert len(seeded) == len(demo.LEAD_RULES)  # once, though seeded twice
+            # The demo's catch-all rule would take the leads other tests of this database leave
+            # unassigned on purpose: switch the seeded rules off again.
+            for r in seeded:
+                fields = {k: v for k, v in r.items() if k not in ("id", "version")} | {"active": False}
+                off = await c.put(f"/api/v1/lead-assignment-rules/{r['id']}", headers=admin, json=fields)
+                assert off.status_code == 200, off.text
     finally:
         server.should_exit = True
         await serving

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import nats
 import pytest
+from fastapi import Request, Response
+from nats.js.api import KeyValueConfig
 
+from crm_gateway.idempotency import IdempotencyStore
+from crmkit import idempotency
 from crmkit.testing.principals import EAST_REP, EAST_REP_2
 
 pytestmark = pytest.mark.integration
@@ -120,3 +125,23 @@ async def test_invalid_key_and_unauthenticated_retry(client, auth, unique, asser
     no_auth = await client.post(API, headers={"Idempotency-Key": f"k-{unique()}"}, json={"name": name})
     assert_problem(no_auth, 401)
     assert await _count(client, auth(EAST_REP), name) == 0
+
+
+async def test_an_unreachable_bucket_lets_the_request_run_with_the_key_forwarded(nats_server):
+    """The bucket's NATS connection is gone: the request still runs (the services dedupe on the
+    forwarded key), instead of answering 500."""
+    nc = await nats.connect(nats_server.url)
+    store = IdempotencyStore(await nc.jetstream().create_key_value(KeyValueConfig(bucket="idempotency_unreachable")))
+    await nc.close()
+    forwarded: list[object] = []
+
+    async def handler(request: Request) -> Response:
+        forwarded.append(idempotency.forwarded_metadata())
+        return Response(b'{"id": "1"}', status_code=201, media_type="application/json")
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b'{"name": "x"}', "more_body": False}
+
+    request = Request({"type": "http", "method": "POST", "path": API, "headers": [], "query_string": b""}, receive)
+    response = await store.run(request, "rep-east", "key-1", handler)
+    assert response.status_code == 201 and forwarded and forwarded[0]

@@ -368,3 +368,28 @@ async def test_audit_through_rest(id_client, admin_h, token, assert_problem):
     body = verified.json()
     assert body["intact"] is True and body["first_broken_sequence"] is None
     assert json.dumps(body)
+
+
+async def test_me_and_finding_users_by_login_or_name(id_client, new_user, login, id_auth, admin_h, org,
+                                                     assert_problem):
+    manager = await new_user("sales_manager")
+    rep = await new_user("sales_rep")
+    patched = await id_client.patch(f"/api/v1/users/{rep['id']}", headers=admin_h, json={"manager_id": manager["id"]})
+    assert patched.status_code == 200, patched.text
+    rep_h = id_auth(await login(rep["login"], rep["password"]))
+
+    me = await id_client.get("/api/v1/me", headers=rep_h)
+    assert me.status_code == 200, me.text
+    body = me.json()
+    assert body["kind"] == "user" and body["subject"] == rep["id"] and body["user"]["login"] == rep["login"]
+    assert body["roles"] == ["sales_rep"] and "leads.write" in body["permissions"] and body["data_scope"] == "own"
+    assert body["department"]["id"] == org["sales"]["id"] and [t["id"] for t in body["teams"]] == [org["team"]["id"]]
+    assert body["manager"] == {"id": manager["id"], "login": manager["login"],
+                               "display_name": manager["display_name"]}
+    assert_problem(await id_client.get("/api/v1/me"), 401)
+
+    by_login = (await id_client.get("/api/v1/users", headers=admin_h, params={"login": rep["login"]})).json()
+    assert [u["id"] for u in by_login["items"]] == [rep["id"]]
+    by_name = (await id_client.get("/api/v1/users", headers=admin_h,
+                                   params={"name": rep["display_name"].upper()})).json()
+    assert [u["id"] for u in by_name["items"]] == [rep["id"]]

@@ -21,7 +21,7 @@ from crm.contracts.v1 import events_pb2 as contracts
 from crm_gateway.main import create_app
 from crm_notifications.app.handling import Notifier
 from crm_notifications.domain.model import Person
-from crmkit.auth import Principal
+from crmkit.auth import DataScope, Principal
 from crmkit.db import UnitOfWork
 from crmkit.events.envelope import Event, build_headers, subject_of
 from crmkit.ids import new_id
@@ -30,16 +30,20 @@ pytestmark = pytest.mark.integration
 
 
 class Everyone:
-    """Identity stand-in: every id is an English-speaking person without email."""
+    """Identity stand-in: every id is an English-speaking person without email who reads everything."""
 
     async def person(self, user_id: str) -> Person | None:
-        return Person(user_id, user_id, "", "en")
+        return Person(user_id, user_id, "", "en", Principal(subject=user_id, permissions=("*",),
+                                                           data_scope=DataScope.ALL))
 
     async def managers(self, user_id: str) -> list[Person]:
         return []
 
     async def role_holders(self, role: str) -> list[Person]:
         return []
+
+    async def role_access(self, role: str) -> Principal | None:
+        return None
 
 
 def user(prefix: str = "n", *permissions: str) -> Principal:
@@ -200,7 +204,8 @@ async def test_preferences_with_etags(n_client, auth, assert_problem) -> None:
 
 
 async def test_rules_need_notifications_manage(n_client, auth, assert_problem) -> None:
-    rep, operator = user("rep"), user("operator", "notifications.manage")
+    # Robots carry what the rule's owner may read: this operator reads the SAP sync state.
+    rep, operator = user("rep"), user("operator", "notifications.manage", "integrations.read")
     assert_problem(await n_client.get("/api/v1/notification-rules", headers=auth(rep)), 403,
                    reason="PERMISSION_DENIED")
     rules = (await n_client.get("/api/v1/notification-rules", headers=auth(operator))).json()["items"]
@@ -225,7 +230,9 @@ async def test_rules_need_notifications_manage(n_client, auth, assert_problem) -
 
 
 async def test_webhooks_show_their_secret_once(n_client, auth, assert_problem) -> None:
-    partner_admin, operator = user("partner", "webhooks.manage"), user("ops", "notifications.manage")
+    # A webhook carries what its creator may read: this partner reads contracts.
+    partner_admin = user("partner", "webhooks.manage", "contracts.read")
+    operator = user("ops", "notifications.manage")
     assert_problem(await n_client.get("/api/v1/webhooks", headers=auth(operator)), 403)
     created = await n_client.post("/api/v1/webhooks", json={"url": "https://erp.example/hooks/crm",
                                                             "event_types": ["crm.contracts.>"]},

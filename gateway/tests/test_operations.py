@@ -183,7 +183,9 @@ def test_every_api_operation_requires_the_bearer_scheme():
     schemes = doc["components"]["securitySchemes"]
     bearer = [name for name, s in schemes.items() if s.get("type") == "http" and s.get("scheme") == "bearer"]
     assert bearer, schemes
-    public = {("/api/v1/auth/token", "post")}  # signing in needs no token
+    # signing in needs no token; nor does a browser session's refresh (its cookie is the credential)
+    public = {("/api/v1/auth/token", "post"), ("/api/v1/auth/session", "post"),
+              ("/api/v1/auth/session/refresh", "post")}
     operations = [(path, method, op) for path, ops in doc["paths"].items() if path.startswith("/api/")
                   for method, op in ops.items() if (path, method) not in public]
     assert len(operations) >= 14

@@ -14,7 +14,7 @@ from crmkit.testing.principals import ADMIN, DIRECTOR, EAST_REP, MARKETING, WEST
 
 pytestmark = pytest.mark.integration
 
-PERMS = ("opportunities.read", "opportunities.write")
+PERMS = ("opportunities.read", "opportunities.write", "customers.read", "customers.write")
 REP = dataclasses.replace(EAST_REP, subject=f"opp-rep-{uuid.uuid4().hex[:6]}", permissions=PERMS)
 OTHER_REP = dataclasses.replace(WEST_REP, subject=f"opp-west-{uuid.uuid4().hex[:6]}", permissions=PERMS)
 BOSS = dataclasses.replace(DIRECTOR, subject=f"opp-director-{uuid.uuid4().hex[:6]}",
@@ -29,8 +29,17 @@ async def _stages(client, auth) -> dict[str, str]:
     return {s["name"]: s["id"] for s in default["stages"]}
 
 
+async def _customer(client, auth, principal=REP) -> str:
+    response = await client.post("/api/v1/customers", json={"name": f"Opp customer {uuid.uuid4().hex[:8]}"},
+                                 headers=auth(principal))
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 async def _create(client, auth, principal=REP, **fields) -> dict:
-    body = {"customer_id": str(uuid.uuid4()), "name": "Valves", "amount": {"amount": "1000", "currency": "CNY"}}
+    if "customer_id" not in fields:
+        fields["customer_id"] = await _customer(client, auth, principal)
+    body = {"name": "Valves", "amount": {"amount": "1000", "currency": "CNY"}}
     response = await client.post("/api/v1/opportunities", json=body | fields, headers=auth(principal))
     assert response.status_code == 201, response.text
     return response.json()
@@ -115,6 +124,20 @@ async def test_permissions_and_scopes(client, auth, assert_problem) -> None:
     code = f"r_{uuid.uuid4().hex[:8]}"
     added = await client.post("/api/v1/lost-reasons", json={"code": code, "name": "Quality"}, headers=auth(ADMIN))
     assert added.status_code == 201, added.text
+
+
+async def test_the_customer_named_must_exist_in_the_callers_scope(client, auth, assert_problem) -> None:
+    """R-SEC-02, issue 12: another scope's customer and a random id answer alike (404, no leak);
+    a customer created a moment ago is usable at once."""
+    theirs = await _customer(client, auth, OTHER_REP)
+    for customer_id in (theirs, str(uuid.uuid4())):
+        refused = await client.post("/api/v1/opportunities", json={
+            "customer_id": customer_id, "name": "Poached", "amount": {"amount": "1", "currency": "CNY"}},
+            headers=auth(REP))
+        assert_problem(refused, 404, reason="REFERENCE_NOT_FOUND")
+        assert customer_id not in refused.text
+    fresh = await _customer(client, auth, REP)
+    assert (await _create(client, auth, customer_id=fresh))["customer_id"] == fresh
 
 
 async def test_funnel_report(client, auth, assert_problem) -> None:

@@ -9,10 +9,13 @@ import datetime as dt
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from crm.billing.v1 import events_pb2 as billing_ev
 from crm.common.v1 import money_pb2
 from crm.contracts.v1 import events_pb2 as contracts_ev
+from crm_customers.adapters.repository import CustomerRepository
+from crm_customers.domain.model import Customer
 from crm_orders.app import handlers
 from crmkit.db import UnitOfWork
 from crmkit.events.envelope import Event, build_headers, subject_of
@@ -20,11 +23,13 @@ from crmkit.testing.principals import EAST_REP, MARKETING, WEST_REP
 
 pytestmark = pytest.mark.integration
 
-PERMS = ("orders.read", "orders.write")
+# customers.read as reps hold it: orders asks the customers service about the order's customer as the caller.
+PERMS = ("orders.read", "orders.write", "customers.read")
 REP = dataclasses.replace(EAST_REP, subject=f"ord-rep-{uuid.uuid4().hex[:6]}", permissions=PERMS)
 OTHER_REP = dataclasses.replace(WEST_REP, subject=f"ord-west-{uuid.uuid4().hex[:6]}", permissions=PERMS)
+# Every role that reads orders reads customers too: the overview is shown only of a customer the caller sees.
 READER = dataclasses.replace(MARKETING, subject=f"ord-reader-{uuid.uuid4().hex[:6]}",
-                             permissions=("orders.read",))
+                             permissions=("orders.read", "customers.read"))
 NOBODY = dataclasses.replace(MARKETING, subject=f"ord-nobody-{uuid.uuid4().hex[:6]}",
                              permissions=("customers.read",))
 TODAY = dt.date.today()
@@ -49,6 +54,19 @@ async def _handle(sessions, message) -> None:
         await uow.commit()
 
 
+async def _customer(customers_sessions, owner=REP, customer_id: str | None = None) -> str:
+    """A customer of `owner` in the customers service (a new one, or `customer_id` moved to them)."""
+    async with customers_sessions() as s, s.begin():
+        if customer_id is None:
+            customer = await CustomerRepository(s).add(Customer(
+                id=uuid.uuid4(), name="Minhou Pumps", owner_id=owner.subject, team_id=owner.team_ids[0],
+                department_path=owner.department_path))
+            return str(customer.id)
+        await s.execute(text("UPDATE customers SET owner_id = :o, team_id = :t, department_path = :d WHERE id = :id"),
+                        {"o": owner.subject, "t": owner.team_ids[0], "d": owner.department_path, "id": customer_id})
+        return customer_id
+
+
 async def _contract(sessions, customer_id: str, owner=REP) -> str:
     """A contract signed for `customer_id`, owned by `owner`: 100 valves at 250.00, 2 installs at 3000.00."""
     contract_id = str(uuid.uuid4())
@@ -70,8 +88,8 @@ async def _place(client, auth, contract_id: str, *lines: tuple[str, str], princi
         "lines": [{"contract_line_id": lid, "quantity": q} for lid, q in lines]})
 
 
-async def test_order_lifecycle_over_rest(client, auth, assert_problem, orders_sessions) -> None:
-    customer = str(uuid.uuid4())
+async def test_order_lifecycle_over_rest(client, auth, assert_problem, orders_sessions, customers_sessions) -> None:
+    customer = await _customer(customers_sessions)
     contract_id = await _contract(orders_sessions, customer)
     placed = await _place(client, auth, contract_id, ("valve", "60"), ("install", "1"))
     assert placed.status_code == 201, placed.text
@@ -136,8 +154,8 @@ async def test_order_lifecycle_over_rest(client, auth, assert_problem, orders_se
     assert closed.json()["status"] == "closed"
 
 
-async def test_cancel_frees_the_contract(client, auth, assert_problem, orders_sessions) -> None:
-    contract_id = await _contract(orders_sessions, str(uuid.uuid4()))
+async def test_cancel_frees_the_contract(client, auth, assert_problem, orders_sessions, customers_sessions) -> None:
+    contract_id = await _contract(orders_sessions, await _customer(customers_sessions))
     first = (await _place(client, auth, contract_id, ("install", "2"))).json()
     assert_problem(await _place(client, auth, contract_id, ("install", "1")), 409,
                    reason="CONTRACT_QUANTITY_EXCEEDED")
@@ -149,12 +167,15 @@ async def test_cancel_frees_the_contract(client, auth, assert_problem, orders_se
     assert (await _place(client, auth, contract_id, ("install", "2"))).status_code == 201
 
 
-async def test_order_overview(client, auth, orders_sessions) -> None:
-    customer = str(uuid.uuid4())
+async def test_order_overview(client, auth, assert_problem, orders_sessions, customers_sessions) -> None:
+    # The customer was the west rep's when they ordered, then moved to this rep (no reassignment
+    # event reached orders in between, so the west order keeps its scope).
+    customer = await _customer(customers_sessions, OTHER_REP)
     contract_id = await _contract(orders_sessions, customer)
     west_contract = await _contract(orders_sessions, customer, owner=OTHER_REP)
-    mine = (await _place(client, auth, contract_id, ("valve", "10"))).json()
     theirs = (await _place(client, auth, west_contract, ("valve", "5"), principal=OTHER_REP)).json()
+    await _customer(customers_sessions, REP, customer)
+    mine = (await _place(client, auth, contract_id, ("valve", "10"))).json()
     await client.post("/api/v1/deliveries", headers=auth(REP), json={
         "order_id": mine["id"], "shipped_on": TODAY.isoformat(),
         "lines": [{"order_line_id": mine["lines"][0]["id"], "quantity": "4"}]})
@@ -170,8 +191,8 @@ async def test_order_overview(client, auth, orders_sessions) -> None:
     overview = await client.get(f"/api/v1/customers/{customer}/order-overview", headers=auth(READER))
     assert overview.status_code == 200, overview.text
     body = overview.json()
-    assert [e["order"]["id"] for e in body["orders"]] == [theirs["id"], mine["id"]]
-    entry = body["orders"][1]
+    assert [e["order"]["id"] for e in body["orders"]] == [mine["id"], theirs["id"]]
+    entry = body["orders"][0]
     assert entry["order"]["lines"][0]["delivered_quantity"] == "4"
     assert [(d["status"], d["lines"][0]["quantity"]) for d in entry["deliveries"]] == [("shipped", "4")]
     assert [(i["invoice_number"], i["total"]["amount"]) for i in entry["invoices"]] == [("INV-2026-000301",
@@ -184,10 +205,14 @@ async def test_order_overview(client, auth, orders_sessions) -> None:
     # the west rep does not see the east order at all
     hidden = await client.get(f"/api/v1/orders/{mine['id']}", headers=auth(OTHER_REP))
     assert hidden.status_code == 404
+    # nor the customer's overview, now the customer is this rep's: 404 as for a customer that does not exist
+    for principal, customer_id in ((OTHER_REP, customer), (READER, str(uuid.uuid4()))):
+        assert_problem(await client.get(f"/api/v1/customers/{customer_id}/order-overview", headers=auth(principal)),
+                       404, reason="REFERENCE_NOT_FOUND")
 
 
-async def test_permissions(client, auth, assert_problem, orders_sessions) -> None:
-    customer = str(uuid.uuid4())
+async def test_permissions(client, auth, assert_problem, orders_sessions, customers_sessions) -> None:
+    customer = await _customer(customers_sessions)
     contract_id = await _contract(orders_sessions, customer)
     assert_problem(await _place(client, auth, contract_id, ("valve", "1"), principal=READER), 403,
                    reason="PERMISSION_DENIED")
@@ -197,3 +222,20 @@ async def test_permissions(client, auth, assert_problem, orders_sessions) -> Non
     # the contract is out of the west rep's scope: as if it did not exist
     assert_problem(await _place(client, auth, contract_id, ("valve", "1"), principal=OTHER_REP), 404,
                    reason="CONTRACT_NOT_FOUND")
+
+
+async def test_a_record_saved_before_currencies_were_checked_is_still_readable(client, auth, orders_sessions,
+                                                                               customers_sessions) -> None:
+    # A contract copied before ISO 4217 was enforced, in a 3-letter code that is no currency: its
+    # order reads back as stored (the rule guards what comes in, not what was saved earlier).
+    customer = await _customer(customers_sessions)
+    contract_id = await _contract(orders_sessions, customer)
+    async with orders_sessions() as s, s.begin():
+        await s.execute(text("UPDATE contracts SET currency = 'ZZZ' WHERE id = :id"), {"id": contract_id})
+    placed = await _place(client, auth, contract_id, ("valve", "2"))
+    assert placed.status_code == 201, placed.text
+    read = await client.get(f"/api/v1/orders/{placed.json()['id']}", headers=auth(REP))
+    assert read.status_code == 200, read.text
+    assert read.json()["amount"] == {"amount": "500.00", "currency": "ZZZ"}
+    overview = await client.get(f"/api/v1/customers/{customer}/order-overview", headers=auth(REP))
+    assert overview.status_code == 200 and overview.json()["orders"][0]["order"]["amount"]["currency"] == "ZZZ"

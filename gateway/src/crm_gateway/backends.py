@@ -11,6 +11,7 @@ from crm.billing.v1 import billing_pb2_grpc
 from crm.contracts.v1 import contracts_pb2_grpc
 from crm.customers.v1 import customers_pb2_grpc
 from crm.identity.v1 import identity_pb2_grpc
+from crm.insights.v1 import insights_pb2_grpc
 from crm.notifications.v1 import notifications_pb2_grpc
 from crm.opportunities.v1 import opportunities_pb2_grpc
 from crm.orders.v1 import orders_pb2_grpc
@@ -22,6 +23,7 @@ BACKENDS: dict[str, Any] = {
     "contracts": contracts_pb2_grpc.ContractsServiceStub,
     "customers": customers_pb2_grpc.CustomersServiceStub,
     "identity": identity_pb2_grpc.IdentityServiceStub,
+    "insights": insights_pb2_grpc.InsightsServiceStub,
     "notifications": notifications_pb2_grpc.NotificationsServiceStub,
     "opportunities": opportunities_pb2_grpc.OpportunitiesServiceStub,
     "orders": orders_pb2_grpc.OrdersServiceStub,

@@ -4,6 +4,11 @@ Keys live in a NATS JetStream key-value bucket shared by every gateway replica, 
 caller, with a 24-hour TTL. The key is claimed atomically before the request runs, so two
 concurrent retries cannot both create: the second gets 409 until the first finishes. Only
 successful responses are kept; after a failure the key is released for a corrected retry.
+
+The bucket alone cannot survive a gateway that dies after the service committed and before the
+answer is kept here: the key (scoped the same way) and the body's hash are therefore forwarded
+to the services as gRPC metadata, and each service records the key with the command's effects
+and answers a retry with the response it kept (crmkit.idempotency).
 """
 
 from __future__ import annotations
@@ -11,21 +16,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from crmkit import idempotency
 from crmkit.errors import Conflict, InvalidArgument
 
+log = logging.getLogger(__name__)
+
 BUCKET = "crm_gateway_idempotency"
-# A claim older than this belongs to a gateway that died mid-request; a retry may take it over.
-_STALE_CLAIM_SECONDS = 60.0
 _REPLAYED_HEADERS = ("content-type", "etag", "location")
+# Tests only: the process exits right after the services answered and before the answer is kept
+# here, the crash the services' own record of the key is for (e2e/test_idempotency_crash.py).
+_CRASH_BEFORE_KEEPING = os.environ.get("CRM_TEST_CRASH_BEFORE_KEEPING_ANSWER") == "1"
 
 
 async def open_store(js: JetStreamContext, ttl_seconds: int, replicas: int = 1) -> KeyValue:
@@ -34,8 +46,10 @@ async def open_store(js: JetStreamContext, ttl_seconds: int, replicas: int = 1) 
 
 
 class IdempotencyStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, *, claim_seconds: float = 60.0) -> None:
         self._kv = kv
+        # A claim older than this belongs to a gateway that died mid-request; a retry may take it over.
+        self._claim_seconds = claim_seconds
 
     async def run(self, request: Request, subject: str, key: str,
                   handler: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -44,20 +58,34 @@ class IdempotencyStore:
         body = await request.body()
         fingerprint = hashlib.sha256(body).hexdigest()
         slot = hashlib.sha256(f"{subject}\n{request.method}\n{request.url.path}\n{key}".encode()).hexdigest()
-        replay = await self._claim(slot, fingerprint)
+        try:
+            replay = await self._claim(slot, fingerprint)
+        except (NatsError, TimeoutError) as exc:
+            # The bucket is out of reach: the services still record the key with the command's
+            # effects and answer a retry from there, so the request runs rather than fail (500).
+            log.warning("idempotency bucket unavailable; the services dedupe alone", extra={"error": repr(exc)})
+            with idempotency.forwarding(slot, fingerprint):
+                return await handler(request)
         if replay is not None:
             return replay
         try:
-            response = await handler(request)
+            with idempotency.forwarding(slot, fingerprint):
+                response = await handler(request)
         except BaseException:
             await self._release(slot)
             raise
+        if _CRASH_BEFORE_KEEPING:
+            os._exit(70)
         if 200 <= response.status_code < 300:
-            await self._kv.put(slot, json.dumps({
-                "state": "done", "fingerprint": fingerprint, "status": response.status_code,
-                "headers": {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers},
-                "body": base64.b64encode(bytes(response.body)).decode(),
-            }).encode())
+            try:
+                await self._kv.put(slot, json.dumps({
+                    "state": "done", "fingerprint": fingerprint, "status": response.status_code,
+                    "headers": {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers},
+                    "body": base64.b64encode(bytes(response.body)).decode(),
+                }).encode())
+            except (NatsError, TimeoutError) as exc:  # the service kept the answer: a retry gets it there
+                log.warning("idempotency bucket unavailable; answer kept by the service only",
+                            extra={"error": repr(exc)})
         else:
             await self._release(slot)
         return response
@@ -82,7 +110,7 @@ class IdempotencyStore:
                                 headers=record["headers"])
             response.headers["Idempotent-Replayed"] = "true"
             return response
-        if time.time() - float(record.get("since", 0)) > _STALE_CLAIM_SECONDS:
+        if time.time() - float(record.get("since", 0)) > self._claim_seconds:
             try:
                 await self._kv.update(slot, claim, last=entry.revision)
                 return None
@@ -96,3 +124,5 @@ class IdempotencyStore:
             await self._kv.delete(slot)
         except KeyNotFoundError:
             pass
+        except (NatsError, TimeoutError) as exc:  # the claim then expires after claim_seconds
+            log.warning("idempotency bucket unavailable; claim left to expire", extra={"error": repr(exc)})

@@ -36,10 +36,11 @@ def _keys_of(jwks_json: str) -> list[dict[str, Any]]:
 class KeyRing:
     def __init__(self, static_jwks: str | None, *, issuer: str, audience: str, fetch: Fetch | None = None,
                  refresh_seconds: float = 300.0, min_refresh_seconds: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 max_lifetime_seconds: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._static = _keys_of(static_jwks) if static_jwks else []
         self._fetched: list[dict[str, Any]] = []
         self._issuer, self._audience = issuer, audience
+        self._max_lifetime = max_lifetime_seconds
         self._fetch = fetch
         self._refresh_seconds = refresh_seconds
         self._min_refresh = min_refresh_seconds
@@ -65,7 +66,8 @@ class KeyRing:
         keys = self._merged()
         self._kids = {k["kid"] for k in keys}
         self._verifier = (AccessTokenVerifier(json.dumps({"keys": keys}), issuer=self._issuer,
-                                              audience=self._audience) if keys else None)
+                                              audience=self._audience, max_lifetime_seconds=self._max_lifetime)
+                          if keys else None)
 
     async def refresh(self) -> bool:
         """Fetches identity's JWKS now; False (and the old keys kept) when identity cannot answer."""

@@ -10,16 +10,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
-import nats
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from crm.identity.v1 import identity_pb2
-from crm_gateway import middleware, problems
+from crm_gateway import console, docs_pages, middleware, problems
 from crm_gateway.api_keys import ApiKeyCache
 from crm_gateway.backends import BACKENDS
 from crm_gateway.denials import DenialReporter
@@ -35,6 +35,7 @@ from crm_gateway.routes import (
     duplicates,
     identity,
     imports,
+    insights,
     integrations,
     leads,
     notifications,
@@ -45,14 +46,16 @@ from crm_gateway.settings import GatewaySettings
 from crmkit import telemetry
 from crmkit.auth import PrincipalSigner
 from crmkit.errors import Unauthenticated
+from crmkit.events import connection
 from crmkit.grpc import client
 from crmkit.grpc.status import from_rpc_error
+from crmkit.service import Shutdown, cancel_tasks, close_channels
 
 log = logging.getLogger(__name__)
 
 # Each routes module has a `router`; the order is the order of the OpenAPI document.
 ROUTES = (auth, imports, duplicates, customers, leads, identity, opportunities, contracts, orders, billing,
-          notifications, integrations)
+          notifications, integrations, insights)
 
 DESCRIPTION = """Lead-to-cash CRM for B2B manufacturers of customised products.
 
@@ -70,10 +73,12 @@ Lists are cursor-paginated (`limit`, `cursor` → `next_cursor`). Reads return a
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nc = await nats.connect(settings.nats_url, name="crm-gateway", max_reconnect_attempts=-1)
+        nc = await connection.connect(settings, "crm-gateway")
         app.state.nats = nc
         js = nc.jetstream()
-        app.state.idempotency = IdempotencyStore(await open_store(js, settings.idempotency_ttl_seconds))
+        app.state.idempotency = IdempotencyStore(
+            await open_store(js, settings.idempotency_ttl_seconds, settings.stream_replicas),
+            claim_seconds=settings.idempotency_claim_seconds)
         app.state.channels = []
         for name, stub in BACKENDS.items():
             target = getattr(settings, f"{name}_target")
@@ -92,16 +97,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await app.state.keys.refresh()
             tasks.append(asyncio.create_task(app.state.keys.run(), name="jwks"))
         yield
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await app.state.revocations.stop()
-        for ch in app.state.channels:
-            await ch.close()
-        await nc.drain()
+        # each step bounded (crmkit.service.Shutdown): the process ends even if NATS is gone
+        step = settings.shutdown_step_seconds
+        shutdown = Shutdown(total_seconds=4 * step)
+        await shutdown.step("cancel tasks", cancel_tasks(tasks), step,
+                            pending=lambda: [t.get_name() for t in tasks if not t.done()])
+        await shutdown.step("stop revocations", app.state.revocations.stop(), step)
+        await shutdown.step("close channels", close_channels(app.state.channels), step)
+        await shutdown.step("drain NATS", nc.drain(), step)
+        shutdown.finish()
 
     app = FastAPI(title="CRM API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
     for name in BACKENDS:
         setattr(app.state, name, None)
@@ -109,20 +116,34 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.keys = KeyRing(static_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
                              fetch=(lambda: _fetch_jwks(app)) if settings.identity_target else None,
                              refresh_seconds=settings.jwks_refresh_seconds,
-                             min_refresh_seconds=settings.jwks_min_refresh_seconds)
+                             min_refresh_seconds=settings.jwks_min_refresh_seconds,
+                             max_lifetime_seconds=settings.access_token_max_ttl_seconds)
     app.state.revoked = DenySet()
     app.state.rate_limiter = RateLimiter()
     app.state.api_keys = ApiKeyCache(lambda key: _exchange_api_key(app, key),
                                      max_age_seconds=settings.api_key_cache_seconds)
     app.state.principal_signer = PrincipalSigner(settings.principal_private_key.get_secret_value())
     problems.install(app)
+    app.add_middleware(middleware.TextCheck)
     app.add_middleware(middleware.ContentType)
     app.add_middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes,
                        path_limits=dict.fromkeys(middleware.MULTIPART_PATHS, settings.import_max_bytes))
+    if console.built(settings.console_dir):
+        app.add_middleware(console.Console, dist=settings.console_dir)
     app.add_middleware(middleware.Observe)
+    if settings.cors_origins:
+        # Outermost, so preflights and error answers carry the headers too.
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=True,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key",
+                                          "X-API-Key", "Last-Event-ID"],
+                           expose_headers=["ETag", "Location", "X-Trace-Id", "Retry-After", "Idempotent-Replayed",
+                                           "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+                           max_age=600)
     for module in ROUTES:
         app.include_router(module.router)
     app.include_router(auth.well_known)
+    docs_pages.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -1,9 +1,14 @@
 """HTTP concerns applied to every request before routing: body size and content type limits,
-RED metrics per route template, and the trace id on every response."""
+text no backend can store, RED metrics per route template, and the trace id on every response."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
@@ -12,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_gateway.problems import internal_error, problem
 from crmkit import metrics
+from crmkit.errors import FieldViolation
 from crmkit.telemetry import current_trace_id
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -114,6 +120,100 @@ def _refuse_content_type(path: str, headers: Headers) -> Response | None:
         return None
     return problem(415, f"send the body as application/json, not {media or 'no content type'}",
                    reason="UNSUPPORTED_MEDIA_TYPE", instance=path)
+
+
+# A JSON body can only carry a NUL or a lone surrogate as a \\u escape; most bodies have none, so
+# only those that match are parsed a second time.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+MAX_NAMED_FIELDS = 20
+_UNSTORABLE = "contains a NUL character or an unpaired surrogate, which text may not hold"
+
+
+def unstorable(text: str) -> bool:
+    """NUL (PostgreSQL text refuses it) or a lone surrogate (not UTF-8: protobuf refuses it)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _unstorable_fields(value: Any, at: str) -> Iterator[str]:
+    if isinstance(value, str):
+        if unstorable(value):
+            yield at
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{at}.{key}" if at else str(key)
+            if unstorable(key):
+                yield at or "body"
+            else:
+                yield from _unstorable_fields(item, name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable_fields(item, f"{at}.{index}" if at else str(index))
+
+
+def _unstorable_pairs(encoded: str) -> Iterator[str]:
+    for name, value in parse_qsl(encoded, keep_blank_values=True):
+        if unstorable(name) or unstorable(value):
+            yield name if not unstorable(name) else "query"
+
+
+class TextCheck:
+    """422 naming the field for text that no service can store, in the path, the query, a JSON or
+    a form body: one check for every route (the sign-in form included) instead of one per field.
+    Bodies arrive whole (BodyLimit reads them first)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        fields = ["path"] if unstorable(scope["path"]) else []
+        fields += _unstorable_pairs(scope.get("query_string", b"").decode("latin-1"))
+        body = b""
+        if scope["method"] in _BODY_METHODS:
+            message = await receive()
+            body = message.get("body", b"")
+            while message.get("more_body", False):
+                message = await receive()
+                body += message.get("body", b"")
+            fields += _unstorable_body(Headers(scope=scope), body)
+        if fields:
+            shown = sorted(set(fields))[:MAX_NAMED_FIELDS]
+            violations = [FieldViolation(name, _UNSTORABLE) for name in shown]
+            response = problem(422, f"the request is not valid: {', '.join(shown)} {_UNSTORABLE}",
+                               reason="INVALID_ARGUMENT", instance=scope["path"], violations=violations)
+            await response(scope, receive, send)
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay if scope["method"] in _BODY_METHODS else receive, send)
+
+
+def _unstorable_body(headers: Headers, body: bytes) -> list[str]:
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == _FORM:
+        return list(_unstorable_pairs(body.decode("utf-8", "replace")))
+    if media in _JSON_TYPES and _SUSPECT_ESCAPE.search(body):
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return []  # FastAPI answers malformed JSON (400)
+        return list(_unstorable_fields(document, ""))
+    return []
 
 
 class Observe:

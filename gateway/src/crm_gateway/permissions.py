@@ -44,6 +44,8 @@ BILLING_READ = "billing.read"
 BILLING_WRITE = "billing.write"
 INTEGRATIONS_READ = "integrations.read"
 INTEGRATIONS_MANAGE = "integrations.manage"
+INSIGHTS_READ = "insights.read"
+TARGETS_MANAGE = "targets.manage"
 
 VOCABULARY: dict[str, str] = {
     INTEGRATIONS_READ: "read the SAP sync state, sync log and drift reports",
@@ -69,7 +71,10 @@ VOCABULARY: dict[str, str] = {
     LEADS_READ: "read leads and the lead attribution report in the data scope",
     LEADS_WRITE: "create, assign by hand and convert leads",
     LEADS_ASSIGN: "edit the lead assignment rules",
-    BILLING_READ: "read invoices, payments, allocations, statements and aging in the data scope",
+    BILLING_READ: "read invoices, instalments, payments, allocations, statements and aging in the data scope "
+                  "(reps: their own customers')",
+    INSIGHTS_READ: "read the dashboard and the targets in the data scope",
+    TARGETS_MANAGE: "set, change and remove signing, collection and new-customer targets in the data scope",
     BILLING_WRITE: "create invoices, record and allocate payments, draft, issue and settle statements",
 }
 

@@ -63,7 +63,8 @@ class Problem(BaseModel):
     detail: str = Field(description="What is wrong, for a person")
     reason: str = Field(description="`type` as an UPPER_SNAKE code")
     instance: str | None = None
-    errors: list[FieldError] | None = Field(None, description="Every field at fault")
+    errors: list[FieldError] | None = Field(None, description="Every field at fault (at most 20)")
+    errors_omitted: int | None = Field(None, description="How many more fields are at fault than `errors` lists")
     trace_id: str = Field(description="Quote it to operators: it finds the request in logs and traces")
 
 
@@ -96,6 +97,17 @@ def status_of(error: errors.CrmError) -> int:
     return 500
 
 
+# A problem never echoes huge input back (a 10,000-character phone, 50 long tags): texts are
+# clipped and at most MAX_VIOLATIONS fields are named.
+MAX_DETAIL_CHARS = 1000
+MAX_TEXT_CHARS = 200
+MAX_VIOLATIONS = 20
+
+
+def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 def problem(status: int, detail: str, *, reason: str, instance: str = "",
             violations: list[errors.FieldViolation] | None = None, extra: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None) -> JSONResponse:
@@ -103,16 +115,20 @@ def problem(status: int, detail: str, *, reason: str, instance: str = "",
         "type": f"/problems/{reason.lower().replace('_', '-')}",
         "title": _TITLES.get(status, "Error"),
         "status": status,
-        "detail": detail,
+        "detail": clip(detail, MAX_DETAIL_CHARS),
         "reason": reason,
     }
     if instance:
-        body["instance"] = instance
+        body["instance"] = clip(instance)
     if violations:
-        body["errors"] = [{"field": v.field, "message": v.description} for v in violations]
+        body["errors"] = [{"field": clip(v.field), "message": clip(v.description)}
+                          for v in violations[:MAX_VIOLATIONS]]
+        if len(violations) > MAX_VIOLATIONS:
+            body["errors_omitted"] = len(violations) - MAX_VIOLATIONS
     if extra:
         # An error's metadata adds members; it never replaces the standard ones (RFC 9457 §3.1).
-        body.update({k: v for k, v in extra.items() if k not in body and k != "trace_id"})
+        body.update({k: clip(v) if isinstance(v, str) else v
+                     for k, v in extra.items() if k not in body and k != "trace_id"})
     body["trace_id"] = current_trace_id()
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -129,6 +145,33 @@ def from_error(error: errors.CrmError, request: Request) -> JSONResponse:
 def _location(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+_REQUIRED = "is required"
+
+
+def _violations(issue: dict[str, Any], request: Request) -> list[errors.FieldViolation]:
+    """A missing value reads "<field> is required"; a missing body names each field it must have."""
+    loc = tuple(issue.get("loc", ()))
+    if issue.get("type") != "missing":
+        return [errors.FieldViolation(_location(loc), str(issue.get("msg", "")))]
+    if loc == ("body",):
+        return [errors.FieldViolation(name, _REQUIRED) for name in _required_body_fields(request)] or [
+            errors.FieldViolation("body", "a JSON body is required")]
+    return [errors.FieldViolation(_location(loc), _REQUIRED)]
+
+
+def _required_body_fields(request: Request) -> list[str]:
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    model = body_field.field_info.annotation if body_field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [field.alias or name for name, field in model.model_fields.items() if field.is_required()]
+
+
+def _sentence(violation: errors.FieldViolation) -> str:
+    field, description = clip(violation.field), clip(violation.description)
+    return f"{field} {description}" if description == _REQUIRED else f"{field}: {description}"
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -154,9 +197,8 @@ def install(app: FastAPI) -> None:
         issues = exc.errors()
         if any(i.get("type") == "json_invalid" for i in issues):
             return problem(400, "the body is not valid JSON", reason="MALFORMED_REQUEST", instance=request.url.path)
-        violations = [errors.FieldViolation(_location(tuple(i.get("loc", ()))), str(i.get("msg", "")))
-                      for i in issues]
-        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        violations = [v for issue in issues for v in _violations(issue, request)]
+        summary = "; ".join(_sentence(v) for v in violations[:MAX_VIOLATIONS])
         return problem(422, f"the request is not valid: {summary}", reason="INVALID_ARGUMENT",
                        instance=request.url.path, violations=violations)
 

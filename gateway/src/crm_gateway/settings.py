@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from crmkit.settings import CommonSettings
 
@@ -29,6 +33,8 @@ class GatewaySettings(CommonSettings):
     notifications_target: str = ""
     # host:port of the SAP integration; without it its routes answer 503.
     sap_target: str = ""
+    # host:port of the insights service (dashboard, targets); without it its routes answer 503.
+    insights_target: str = ""
     # A static JWKS trusted in addition to identity's (tests, air-gapped setups, a development
     # key); without an identity target it is the only one.
     jwt_jwks: SecretStr | None = None
@@ -54,7 +60,31 @@ class GatewaySettings(CommonSettings):
     # R-CUS-03: the import upload's body (the file, at most 7 MiB, plus the form around it).
     import_max_bytes: int = 7 * 1024 * 1024 + 65_536
     idempotency_ttl_seconds: int = 24 * 3600
+    # A claim on a key older than this is taken to be a dead replica's; a retry may take it over
+    # (the service still runs the command at most once: crmkit.idempotency).
+    idempotency_claim_seconds: float = Field(60.0, gt=0)
     rpc_deadline_seconds: float = 5.0
+    # Origins whose pages may call the API from a browser (a mobile shell, a partner portal), comma
+    # separated, e.g. `https://m.example.com,https://portal.example.com`. Empty: same origin only.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # The built web console (`vite build`), served at `/`; absent: the gateway serves the API only.
+    # The default is the checkout's web/dist (`make dev`); the image sets its own path.
+    console_dir: Path = Path(__file__).resolve().parents[3] / "web" / "dist"
+    # How long a browser session's refresh cookie lives (identity's refresh tokens last 14 days).
+    session_cookie_max_age_seconds: int = Field(14 * 24 * 3600, ge=60)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        origins = value.split(",") if isinstance(value, str) else value
+        if not isinstance(origins, list | tuple):
+            return value
+        cleaned = tuple(str(origin).strip().rstrip("/") for origin in origins if str(origin).strip())
+        # Credentials (the session cookie) travel cross-origin only to origins named one by one.
+        bad = [o for o in cleaned if not o.startswith(("https://", "http://")) or o.count("/") != 2]
+        if bad:
+            raise ValueError(f"CRM_CORS_ORIGINS takes origins like https://m.example.com, not {', '.join(bad)}")
+        return cleaned
 
     @model_validator(mode="after")
     def _some_keys(self) -> GatewaySettings:

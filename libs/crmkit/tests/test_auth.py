@@ -210,7 +210,7 @@ def test_service_token_verifies_as_the_service_with_narrow_permissions() -> None
     principal = verifier.verify(ServiceToken("contracts", SERVICE_KEY.private_pem)())
     assert principal == service_principal("contracts")
     assert principal.subject == "service:contracts" and principal.kind == "service"
-    assert principal.permissions == SERVICE_PERMISSIONS == ("org.read",)
+    assert principal.permissions == SERVICE_PERMISSIONS == ("org.read", "customers.read")
 
 
 def test_service_key_cannot_widen_its_permissions() -> None:
@@ -218,7 +218,7 @@ def test_service_key_cannot_widen_its_permissions() -> None:
                        permissions=("*",), sees_sensitive=True)
     verifier = PrincipalVerifier(KEY.public_pem, service_pems=(SERVICE_KEY.public_pem,))
     principal = verifier.verify(PrincipalSigner(SERVICE_KEY.private_pem).sign(greedy))
-    assert principal.permissions == ("org.read",) and not principal.sees_sensitive
+    assert principal.permissions == SERVICE_PERMISSIONS and not principal.sees_sensitive
 
 
 def test_service_key_cannot_sign_for_a_user() -> None:

@@ -159,7 +159,7 @@ async def test_an_internal_channel_calls_as_the_service_itself(server: tuple[str
         await ch.close()
     assert response.customer.name == "contracts"
     assert servicer.seen[-1][0] == service_principal("contracts")
-    assert servicer.seen[-1][0].permissions == ("org.read",)
+    assert servicer.seen[-1][0].permissions == ("org.read", "customers.read")
 
 
 @pytest.mark.parametrize("how", ["none", "forged", "unknown-key", "garbage"])

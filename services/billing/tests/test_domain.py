@@ -13,7 +13,7 @@ from hypothesis import strategies as s
 from crm_billing.domain import allocation as rules
 from crm_billing.domain import statement as st
 from crm_billing.domain.allocation import InstalmentState, OpenItem, Track
-from crm_billing.domain.money import InvoiceLineInput, price_line, totals
+from crm_billing.domain.money import InvoiceLineInput, parse_line, price_line, totals
 from crm_billing.domain.terms import due_date
 from crmkit.errors import Conflict, InvalidArgument
 
@@ -270,3 +270,14 @@ def test_aging_buckets_and_totals_reconcile() -> None:
     assert (li.current, li.days_31_60, li.unapplied, li.open_invoices) == (D("100.10"), D("200.20"), D("30.00"), 2)
     cny = sums[0]
     assert (cny.currency, cny.total, cny.days_over_90, cny.open_invoices) == ("CNY", D("1270.29"), D("999.99"), 3)
+
+
+def test_an_invoice_line_or_invoice_beyond_the_maximum_amount_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as product:
+        parse_line(0, "valve", "999999999999999", "999999999999999", "13")
+    assert product.value.violations[0].field == "lines[0].unit_price"
+    line = price_line(parse_line(0, "valve", "1", "600000000000000", "0"))
+    assert totals([line]).gross == D("600000000000000.00")
+    with pytest.raises(InvalidArgument) as total:
+        totals([line, line])
+    assert total.value.violations[0].field == "lines"

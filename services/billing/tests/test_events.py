@@ -10,6 +10,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import nats
 import pytest
 
@@ -23,7 +24,7 @@ from crmkit.events.streams import ensure_dead_letter_stream, ensure_service_stre
 async def js(nats_server: Any) -> AsyncIterator[Any]:
     nc = await nats.connect(nats_server.url, name="billing-tests")
     stream = nc.jetstream()
-    for producer in ("contracts", "orders", "sap"):
+    for producer in ("contracts", "orders", "sap", "customers"):
         await ensure_service_stream(stream, producer, 1)
     await ensure_dead_letter_stream(stream, 1)
     yield stream
@@ -36,6 +37,8 @@ def _wired() -> tuple[list[Subscription], dict[str, Any]]:
     added: dict[str, Any] = {}
     runtime = SimpleNamespace(settings=settings, sessions=None, subscriptions=[],
                               grpc=SimpleNamespace(add=lambda *args: None),
+                              # never called here: the consumers ask no other service
+                              caller_channel=lambda target: grpc.aio.insecure_channel("127.0.0.1:9"),
                               add_periodic=lambda name, run, interval: added.__setitem__(name, run))
     main.wire(runtime)  # type: ignore[arg-type]
     return runtime.subscriptions, added

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import uuid
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -47,29 +48,29 @@ def database_url(database_factory) -> str:
           ("cancel", 1)])
 @example([("invoice", D("50.00"), 2), ("pay", D("80.00"), 0, False), ("allocate", 0, 0, D("60.00")),
           ("allocate", 0, 0, None), ("invoice", D("40.00"), 2), ("allocate", 0, 1, None)])
-def test_stored_balances_stay_consistent(database_url, facts, ops) -> None:
+def test_stored_balances_stay_consistent(database_url, facts, references, ops) -> None:
     # Each example in its own event loop and engine (hypothesis drives a plain function); each one
     # a new customer, so examples never see each other's documents. Not asyncio.run: it would leave
     # the main thread without a current event loop for the tests that come after.
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(_scenario(ops, database_url, facts))
+        loop.run_until_complete(_scenario(ops, database_url, facts, references))
     finally:
         loop.close()
 
 
-async def _scenario(ops: list[tuple], database_url: str, facts: Any) -> None:
+async def _scenario(ops: list[tuple], database_url: str, facts: Any, references: Any) -> None:
     engine = create_engine(database_url, pool_size=2)
     try:
-        await _run(ops, session_factory(engine), facts)
+        await _run(ops, session_factory(engine), facts, references)
     finally:
         await engine.dispose()
 
 
-async def _run(ops: list[tuple], sessions: Any, facts: Any) -> None:
-    async def call(principal, use_case, *args):
+async def _run(ops: list[tuple], sessions: Any, facts: Any, references: Any) -> None:
+    async def call(principal, use_case, *args, **kwargs):
         async with UnitOfWork(sessions, "crm/billing", actor=principal.subject) as uow:
-            return await use_case(uow, principal, *args)
+            return await use_case(uow, principal, *args, **kwargs)
 
     async def deliver(handler, event):
         async with UnitOfWork(sessions, "crm/billing", actor=event.actor) as uow:
@@ -101,7 +102,7 @@ async def _run(ops: list[tuple], sessions: Any, facts: Any) -> None:
                     cancelled=True)))
             case ("pay", amount, which, name_it):
                 reference = documents[which % len(documents)][0] if name_it and documents else ""
-                payment, _ = await call(FINANCE, uc.record_payment, uc.NewPayment(
+                payment, _ = await call(FINANCE, partial(uc.record_payment, references=references), uc.NewPayment(
                     customer, None, str(amount), "CNY", day, reference))
                 payments.append(payment.id)
             case ("allocate", p, i, amount) if payments and documents:
@@ -139,7 +140,7 @@ async def _run(ops: list[tuple], sessions: Any, facts: Any) -> None:
     mine = [r for r in rows if r.key == str(customer)]
     assert (mine[0].total if mine else D(0)) == ledger.balance
 
-    statement, lines = await call(FINANCE, uc.create_statement, customer, day, day, "CNY")
+    statement, lines = await call(FINANCE, uc.create_statement, customer, day, day, "CNY", references=references)
     assert statement.closing_balance == (statement.opening_balance + statement.invoices - statement.payments
                                          + statement.adjustments)
     assert statement.closing_balance == statement.opening_balance + sum((li.amount for li in lines), D(0))

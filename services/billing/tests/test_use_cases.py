@@ -3,6 +3,7 @@ aging, the overdue pass, data scopes, exports."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import uuid
@@ -113,6 +114,10 @@ async def test_invoice_by_hand_computes_tax_per_line(call, deliver, facts, outbo
     assert (await outbox())[-1].subject == "crm.billing.invoice.issued"
     with pytest.raises(InvalidArgument):
         await call(FINANCE, uc.create_invoice, uc.NewInvoice(customer, None, None, "invoice", "CNY", None, 0, []))
+    # three letters that are no ISO 4217 currency
+    with pytest.raises(InvalidArgument) as not_a_currency:
+        await call(FINANCE, uc.create_invoice, dataclasses.replace(new, currency="ZZZ"))
+    assert not_a_currency.value.violations[0].field == "currency"
 
 
 # Payments and allocation (R-BIL-02) --------------------------------------------------------------

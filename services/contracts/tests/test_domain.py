@@ -49,6 +49,19 @@ def test_bad_lines_name_the_field(qty: str, field: str) -> None:
     assert e.value.violations[0].field == f"lines[0].{field}"
 
 
+def test_a_line_or_contract_beyond_the_maximum_amount_is_refused() -> None:
+    # each factor within its own limit (below 10^15), their product not
+    with pytest.raises(InvalidArgument) as product:
+        line("999999999999999", "999999999999999")
+    assert product.value.violations[0].field == "lines[0].unit_price"
+    # each line below the maximum, the contract (net plus tax) not
+    big = line("1", "600000000000000", tax="0")
+    model.check_lines_total([big])
+    with pytest.raises(InvalidArgument) as total:
+        model.check_lines_total([big, big])
+    assert total.value.violations[0].field == "lines"
+
+
 def test_discount_above_100_percent_is_refused() -> None:
     with pytest.raises(InvalidArgument):
         line(discount="100.01")

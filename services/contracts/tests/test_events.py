@@ -20,6 +20,7 @@ from crm_contracts.app import use_cases as uc
 from crmkit.events.consumer import EventConsumer, Subscription
 from crmkit.events.envelope import build_headers
 from crmkit.events.streams import ensure_dead_letter_stream, ensure_service_stream
+from crmkit.testing.service import EveryCustomer
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,8 @@ async def test_quote_accepted_over_nats_drafts_once(js, sessions, sql) -> None:
     await ensure_service_stream(js, "opportunities", 1)
     await ensure_dead_letter_stream(js, 1)
     subscription = Subscription(name=f"contracts-test-{uuid.uuid4().hex[:8]}", stream="CRM_OPPORTUNITIES",
-                                subjects=[uc.QUOTE_ACCEPTED_SUBJECT], handler=uc.draft_from_quote)
+                                subjects=[uc.QUOTE_ACCEPTED_SUBJECT],
+                                handler=uc.drafting_from_quote(EveryCustomer("Tubing Buyer Ltd")))
     consumer = asyncio.create_task(EventConsumer(subscription, js, sessions, source="crm/contracts").run())
     quote_id = str(uuid.uuid4())
     message = opp_ev.QuoteAccepted(opportunity_name="Tubing 2027", quote=opp_pb.Quote(

@@ -11,8 +11,9 @@ import datetime as dt
 import re
 import uuid
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
@@ -21,6 +22,7 @@ from crm.opportunities.v1 import events_pb2 as opp_ev
 from crm.opportunities.v1 import opportunities_pb2 as opp_pb
 from crm_contracts.adapters import document
 from crm_contracts.app import use_cases as uc
+from crm_contracts.app.references import OpportunityFacts, Owners
 from crm_contracts.domain import approvals as ap
 from crm_contracts.domain import model
 from crm_contracts.domain.model import Instalment, Status
@@ -29,10 +31,32 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, StaleVersion
 from crmkit.events.envelope import Event
 from crmkit.testing.principals import ADMIN, EAST_MANAGER, EAST_REP, EAST_REP_2, FINANCE, WEST_REP
+from crmkit.testing.service import EveryCustomer
 
 pytestmark = pytest.mark.integration
 
 CUSTOMER = uuid.UUID("01930000-0000-7000-8000-00000000c001")
+
+
+@dataclass
+class OpportunitiesOf:
+    """Stands in for the opportunities service in tests of the use cases' own rules: every
+    opportunity named exists, is in scope, and is `customer_id`'s."""
+
+    customer_id: str
+
+    async def opportunity(self, opportunity_id: str) -> OpportunityFacts:
+        return OpportunityFacts(id=opportunity_id, customer_id=self.customer_id)
+
+
+def every_owner(customer_id: str, name: str = "华东医疗器械有限公司", customer_type: str = "domestic") -> Owners:
+    """Owners for the use-case tests: every customer exists as `name`, every opportunity is
+    `customer_id`'s. The reference checks themselves run against the real services (test_references)."""
+    return Owners(customers=EveryCustomer(name, customer_type), opportunities=OpportunitiesOf(customer_id))
+
+
+create_contract = partial(uc.create_contract, owners=every_owner(str(CUSTOMER)))
+create_renewal = partial(uc.create_renewal, owners=every_owner(str(CUSTOMER)))
 DIRECTOR = Principal(subject="director", name="Zhao Lei", roles=("sales_director",), department_path="/sales/",
                      data_scope=DataScope.DEPARTMENT)
 FINANCE_2 = replace(FINANCE, subject="finance-2", name="Qian Yi")
@@ -61,7 +85,7 @@ def terms(qty: str = "100", price: str = "1000", **kw) -> uc.Terms:
 
 
 async def draft(call, principal: Principal = EAST_REP, qty: str = "100", price: str = "1000") -> model.Contract:
-    c = await call(principal, uc.create_contract, terms(qty, price))
+    c = await call(principal, create_contract, terms(qty, price))
     return await call(principal, uc.set_plan, c.id, plan(str(c.amount)), c.revision)
 
 
@@ -84,21 +108,31 @@ async def decide(call, org, principal: Principal, contract_id: uuid.UUID, decisi
 # Drafting -----------------------------------------------------------------------------------------
 
 async def test_a_hand_draft_gets_a_number_amounts_and_the_callers_scope(call, outbox) -> None:
-    c = await call(EAST_REP, uc.create_contract, terms())
+    c = await call(EAST_REP, create_contract, terms())
     year = dt.datetime.now(dt.UTC).year
     assert c.number == f"CON-{year}-000001" and c.status is Status.DRAFT
     assert (c.totals.net, c.totals.tax, c.amount) == (Decimal("100000.00"), Decimal("13000.00"), Decimal("113000.00"))
     assert (c.owner_id, c.team_id, c.department_path, c.created_by) == ("rep-east", "east", "/sales/east/",
                                                                           "rep-east")
-    second = await call(EAST_REP, uc.create_contract, terms())
+    second = await call(EAST_REP, create_contract, terms())
     assert second.number == f"CON-{year}-000002"
     [e1, e2] = await outbox()
     assert e1.subject == "crm.contracts.contract.drafted" and e1.message().contract_number == c.number
     assert e2.message().amount.amount == "113000.00"
 
 
+async def test_a_draft_or_its_edit_in_a_currency_that_is_not_iso_4217_is_refused(call) -> None:
+    with pytest.raises(InvalidArgument) as drafted:
+        await call(EAST_REP, create_contract, terms(currency="ZZZ"))
+    assert drafted.value.violations[0].field == "currency"
+    c = await call(EAST_REP, create_contract, terms(currency="usd"))
+    assert c.currency == "USD"
+    with pytest.raises(InvalidArgument):
+        await call(EAST_REP, uc.update_contract, c.id, terms(currency="ABC"), c.revision)
+
+
 async def test_numbers_never_repeat_under_concurrency(call, sql) -> None:
-    made = await asyncio.gather(*(call(EAST_REP, uc.create_contract, terms()) for _ in range(16)))
+    made = await asyncio.gather(*(call(EAST_REP, create_contract, terms()) for _ in range(16)))
     numbers = sorted(c.number for c in made)
     year = dt.datetime.now(dt.UTC).year
     assert numbers == [f"CON-{year}-{n:06d}" for n in range(1, 17)]
@@ -107,15 +141,15 @@ async def test_numbers_never_repeat_under_concurrency(call, sql) -> None:
 
 async def test_hand_draft_validation_and_assignment(call) -> None:
     with pytest.raises(InvalidArgument):
-        await call(EAST_REP, uc.create_contract, terms(customer_id=None))
+        await call(EAST_REP, create_contract, terms(customer_id=None))
     with pytest.raises(InvalidArgument):
-        await call(EAST_REP, uc.create_contract, terms(start_date=END, end_date=START))
+        await call(EAST_REP, create_contract, terms(start_date=END, end_date=START))
     with pytest.raises(InvalidArgument):
-        await call(EAST_REP, uc.create_contract, terms(instalments=[Instalment(1, START, Decimal("1"), "")]))
+        await call(EAST_REP, create_contract, terms(instalments=[Instalment(1, START, Decimal("1"), "")]))
     with pytest.raises(PermissionDenied):
-        await call(EAST_REP, uc.create_contract, terms(owner_id="rep-west", team_id="west"))
+        await call(EAST_REP, create_contract, terms(owner_id="rep-west", team_id="west"))
     with pytest.raises(PermissionDenied):  # finance reads signed contracts; it drafts none
-        await call(FINANCE, uc.create_contract, terms())
+        await call(FINANCE, create_contract, terms())
 
 
 def quote_accepted(quote_id: str, event_id: str) -> Event:
@@ -134,7 +168,7 @@ async def test_one_draft_per_accepted_quote_even_when_delivered_again(sessions, 
     quote_id = str(uuid.uuid4())
     for event_id in ("e-1", "e-1", "e-2"):  # a redelivery, then a replay under a new event id
         async with UnitOfWork(sessions, "crm/contracts") as uow:
-            await uc.draft_from_quote(uow, quote_accepted(quote_id, event_id))
+            await uc.draft_from_quote(uow, quote_accepted(quote_id, event_id), EveryCustomer())
             await uow.commit()
     [c] = (await call(EAST_REP, uc.list_contracts, page_token="", limit=50))[0]
     # 200 × 52.5 × 0.95 = 9975.00 net; 13 % tax = 1296.75
@@ -150,7 +184,7 @@ async def test_two_concurrent_deliveries_of_one_quote_draft_once(sessions, call)
     async def deliver(event_id: str) -> str:
         try:
             async with UnitOfWork(sessions, "crm/contracts") as uow:
-                await uc.draft_from_quote(uow, quote_accepted(quote_id, event_id))
+                await uc.draft_from_quote(uow, quote_accepted(quote_id, event_id), EveryCustomer())
                 await uow.commit()
             return "ok"
         except Exception as exc:  # the loser hits the unique quote id; its redelivery finds the draft
@@ -217,7 +251,7 @@ async def test_from_100000_the_chain_returns_restarts_and_is_approved_through(ca
     await decide(call, org, DIRECTOR, c.id)
     step, approved = await decide(call, org, FINANCE, c.id)
     assert approved.status is Status.APPROVED and step.name == "Finance"
-    history = await call(EAST_REP, uc.list_steps, c.id)
+    _, history = await call(EAST_REP, uc.list_steps, c.id)
     assert [(s.attempt, s.position, s.state.value, s.decided_by) for s in history] == [
         (1, 1, "approved", "mgr-east"), (1, 2, "returned", "director"), (1, 3, "cancelled", ""),
         (2, 1, "approved", "mgr-east"), (2, 2, "approved", "director"), (2, 3, "approved", "finance")]
@@ -278,10 +312,10 @@ async def test_a_step_is_resolved_again_when_reached(call, org) -> None:
     assert steps[1].approver_ids == ("director",)
     org.heads["east"] = "new-director"  # the org chart changes while the manager decides
     await decide(call, org, EAST_MANAGER, c.id)
-    history = await call(EAST_REP, uc.list_steps, c.id)
+    _, history = await call(EAST_REP, uc.list_steps, c.id)
     assert [s.approver_ids for s in history] == [("mgr-east",), ("new-director",), ("finance",)]
     org.managers["rep-east"] = "someone-else"  # decided steps are never rewritten
-    assert (await call(EAST_REP, uc.list_steps, c.id))[0].approver_ids == ("mgr-east",)
+    assert (await call(EAST_REP, uc.list_steps, c.id))[1][0].approver_ids == ("mgr-east",)
 
 
 async def test_two_approvers_on_one_step_at_once_exactly_one_wins(call, org, sessions) -> None:
@@ -304,7 +338,7 @@ async def test_two_approvers_on_one_step_at_once_exactly_one_wins(call, org, ses
                                     act(FINANCE_2, ap.Decision.REJECT, "duplicate order"))
     assert sorted(outcomes) == ["STEP_NOT_PENDING", "won"]
     final = await call(EAST_REP, uc.get_contract, c.id)
-    decided = (await call(EAST_REP, uc.list_steps, c.id))[-1]
+    decided = (await call(EAST_REP, uc.list_steps, c.id))[1][-1]
     assert final.status is (Status.APPROVED if decided.state is ap.StepState.APPROVED else Status.REJECTED)
     assert decided.decided_by in {"finance", "finance-2"}
 
@@ -371,7 +405,7 @@ async def test_overdue_steps_are_reminded_once(call, org, outbox, sessions) -> N
 
 
 async def signed(call, org, principal: Principal = EAST_REP, **kw) -> model.Contract:
-    c = await call(principal, uc.create_contract, terms(qty="10", **kw))
+    c = await call(principal, create_contract, terms(qty="10", **kw))
     c = await call(principal, uc.set_plan, c.id, plan(str(c.amount)), 0)
     await submit(call, org, c, principal)
     await decide(call, org, EAST_MANAGER, c.id)
@@ -409,7 +443,7 @@ async def test_renewals_list_and_a_signed_renewal_renews_its_predecessor(call, o
     assert await call(EAST_REP, uc.renewals, 1) == []
     with pytest.raises(InvalidArgument):
         await call(EAST_REP, uc.renewals, 0)
-    renewal = await call(EAST_REP, uc.create_renewal, soon.id)
+    renewal = await call(EAST_REP, create_renewal, soon.id)
     assert (renewal.predecessor_id, renewal.start_date, renewal.status) == (
         soon.id, soon.end_date + dt.timedelta(days=1), Status.DRAFT)
     assert renewal.end_date == renewal.start_date + (soon.end_date - soon.start_date)
@@ -458,7 +492,7 @@ async def test_plan_is_editable_only_while_draft_or_returned(call, org) -> None:
     with pytest.raises(Conflict) as e:
         await call(EAST_REP, uc.set_plan, c.id, plan(str(c.amount)), 0)
     assert e.value.reason == "EDIT_ONLY_DRAFT_OR_RETURNED"
-    unplanned = await call(EAST_REP, uc.create_contract, terms())
+    unplanned = await call(EAST_REP, create_contract, terms())
     with pytest.raises(Conflict) as e:
         await submit(call, org, unplanned)
     assert e.value.reason == "PLAN_REQUIRED"

@@ -16,17 +16,19 @@ from crm.customers.v1 import customers_pb2_grpc as pb_grpc
 from crm_customers.adapters.grpc_api import CustomersServicer
 from crmkit.auth import PRINCIPAL_METADATA_KEY, Principal, PrincipalSigner, PrincipalVerifier
 from crmkit.auth.keys import generate_keypair
-from crmkit.errors import AlreadyExists, InvalidArgument, NotFound, StaleVersion, Unauthenticated
+from crmkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, StaleVersion, Unauthenticated
 from crmkit.grpc.client import channel
 from crmkit.grpc.server import GrpcServer
 from crmkit.grpc.status import from_rpc_error
-from crmkit.testing.principals import ADMIN, EAST_REP, MARKETING, WEST_REP
+from crmkit.testing.principals import ADMIN, DIRECTOR, EAST_REP, MARKETING, WEST_REP, with_grants
 
 pytestmark = pytest.mark.integration
 
 TAX = "91350100M000100Y43"
 KEYS = generate_keypair()
 SIGNER = PrincipalSigner(KEYS.private_pem)
+
+
 
 
 @pytest.fixture
@@ -44,7 +46,8 @@ async def stub_for(target) -> AsyncIterator[Callable[[Principal], pb_grpc.Custom
     channels: list[grpc.aio.Channel] = []
 
     def make(principal: Principal) -> pb_grpc.CustomersServiceStub:
-        ch = channel(target, lambda: SIGNER.sign(principal))
+        # As identity would issue it: the service checks each RPC's permission (R-SEC-03).
+        ch = channel(target, lambda: SIGNER.sign(with_grants(principal)))
         channels.append(ch)
         return pb_grpc.CustomersServiceStub(ch)
 
@@ -64,7 +67,7 @@ async def rpc_error(call) -> tuple[grpc.StatusCode, object]:
     return exc.value.code(), from_rpc_error(exc.value)
 
 
-async def test_create_get_list_update_delete_round_trip(stub) -> None:
+async def test_create_get_list_update_delete_round_trip(stub, stub_for) -> None:
     created = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(
         name=" Fuzhou Medical ", tax_id=TAX.lower(), industry="medical_devices", tags=["vip", "Export"],
         origin=pb.ORIGIN_DOMESTIC,
@@ -94,7 +97,11 @@ async def test_create_get_list_update_delete_round_trip(stub) -> None:
         update_mask=FieldMask(paths=["name"]), expected_version=1))).customer
     assert (updated.name, updated.region, updated.version) == ("Fuzhou Medical Ltd", "", 2)
 
-    await stub.DeleteCustomer(pb.DeleteCustomerRequest(id=created.id, expected_version=2))
+    # R-SEC-03: a rep holds no customers.delete; the service itself refuses, not only the gateway.
+    code, error = await rpc_error(stub.DeleteCustomer(pb.DeleteCustomerRequest(id=created.id, expected_version=2)))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and isinstance(error, PermissionDenied)
+    assert error.metadata == {"permission": "customers.delete"}
+    await stub_for(DIRECTOR).DeleteCustomer(pb.DeleteCustomerRequest(id=created.id, expected_version=2))
     code, error = await rpc_error(stub.GetCustomer(pb.GetCustomerRequest(id=created.id)))
     assert code == grpc.StatusCode.NOT_FOUND and isinstance(error, NotFound)
 
@@ -155,7 +162,7 @@ async def test_unknown_update_mask_path(stub) -> None:
     assert "created_by" in error.violations[0].description
 
 
-async def test_stale_version_is_aborted(stub) -> None:
+async def test_stale_version_is_aborted(stub, stub_for) -> None:
     c = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="A")))).customer
     await stub.UpdateCustomer(pb.UpdateCustomerRequest(customer=pb.Customer(id=c.id, name="B"),
                                                        update_mask=FieldMask(paths=["name"]), expected_version=1))
@@ -163,7 +170,8 @@ async def test_stale_version_is_aborted(stub) -> None:
         customer=pb.Customer(id=c.id, name="C"), update_mask=FieldMask(paths=["name"]), expected_version=1)))
     assert code == grpc.StatusCode.ABORTED and isinstance(error, StaleVersion)
     assert error.reason == "STALE_VERSION" and error.metadata == {"current_version": "2"}
-    code, error = await rpc_error(stub.DeleteCustomer(pb.DeleteCustomerRequest(id=c.id, expected_version=1)))
+    code, error = await rpc_error(stub_for(DIRECTOR).DeleteCustomer(pb.DeleteCustomerRequest(id=c.id,
+                                                                                             expected_version=1)))
     assert code == grpc.StatusCode.ABORTED and error.reason == "STALE_VERSION"
 
 
@@ -214,8 +222,12 @@ async def test_contacts_follow_ups_tags_industries(stub, stub_for) -> None:
     industries = (await stub.ListIndustries(pb.ListIndustriesRequest())).industries
     assert len(industries) == 16
     made = (await stub_for(ADMIN).CreateIndustry(pb.CreateIndustryRequest(
-        industry=pb.Industry(code=" Optics ", name=" Optics\x00 ", name_zh="光学")))).industry
+        industry=pb.Industry(code=" Optics ", name=" Optics\x07 ", name_zh="光学")))).industry
     assert made == pb.Industry(code="optics", name="Optics", name_zh="光学")
+    # NUL is refused by every service before any rule runs (PostgreSQL text cannot hold it)
+    code, _ = await rpc_error(stub_for(ADMIN).CreateIndustry(pb.CreateIndustryRequest(
+        industry=pb.Industry(code="nul", name="N\x00UL"))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
     code, error = await rpc_error(stub_for(ADMIN).CreateIndustry(pb.CreateIndustryRequest(
         industry=pb.Industry(code="optics", name="Optics"))))
     assert code == grpc.StatusCode.ALREADY_EXISTS and error.reason == "DUPLICATE_INDUSTRY"
@@ -251,7 +263,7 @@ async def test_principal_signed_by_another_key_is_unauthenticated(target) -> Non
 # R-SEC-04: bank accounts through the API; full values only for a principal that sees them ---------
 
 async def test_bank_accounts_round_trip_and_masking(stub, stub_for) -> None:
-    marketing = stub_for(MARKETING)
+    marketing = stub_for(with_grants(MARKETING, "customers.write"))
     created = (await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(
         name="Bank Co", tax_id=TAX, bank_accounts=[
             pb.BankAccount(bank_name=" ICBC Fuzhou ", account_name="Bank Co Ltd", account_number="6222-0212 3456 7890"),
@@ -363,12 +375,13 @@ async def test_export_pages_customers_with_contacts_in_scope_and_masked(stub, st
         name="张三", phones=["13800138000"])))
     await stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="导出乙")))
     await stub_for(WEST_REP).CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(name="西部")))
-    first = await stub.ExportCustomers(pb.ExportCustomersRequest(page_size=1))
+    exporter = stub_for(with_grants(EAST_REP, "customers.export"))
+    first = await exporter.ExportCustomers(pb.ExportCustomersRequest(page_size=1))
     assert [e.customer.name for e in first.customers] == ["导出甲"] and first.next_page_token
     assert [c.phones[0] for c in first.customers[0].contacts] == ["+8613800138000"]
-    second = await stub.ExportCustomers(pb.ExportCustomersRequest(page_size=10, page_token=first.next_page_token))
+    second = await exporter.ExportCustomers(pb.ExportCustomersRequest(page_size=10, page_token=first.next_page_token))
     assert [e.customer.name for e in second.customers] == ["导出乙"] and not second.next_page_token
-    masked = await stub_for(MARKETING).ExportCustomers(pb.ExportCustomersRequest())
+    masked = await stub_for(with_grants(MARKETING, "customers.export")).ExportCustomers(pb.ExportCustomersRequest())
     by_name = {e.customer.name: e for e in masked.customers}
     assert set(by_name) == {"导出甲", "导出乙", "西部"}
     assert "*" in by_name["导出甲"].customer.tax_id and "*" in by_name["导出甲"].contacts[0].phones[0]

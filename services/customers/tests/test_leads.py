@@ -18,8 +18,8 @@ from crm.contracts.v1 import events_pb2 as contracts_ev
 from crm.customers.v1 import events_pb2 as ev
 from crm.opportunities.v1 import events_pb2 as opp_ev
 from crm.opportunities.v1 import opportunities_pb2 as opp_pb
+from crm_customers.app import imports, reassign
 from crm_customers.app import leads as uc
-from crm_customers.app import reassign
 from crm_customers.app import use_cases as customers_uc
 from crm_customers.domain.leads import LeadStatus
 from crm_customers.domain.model import LifecycleStage
@@ -196,6 +196,25 @@ async def test_tier_follows_cumulative_signed_amount(call, uow, outbox) -> None:
     assert (got.tier, got.signed_amount, got.signed_currency) == ("B", "1100000.00", "CNY")
     last = [r.message() for r in await outbox() if r.subject == "crm.customers.customer.updated"][-1]
     assert list(last.changed_fields) == ["tier"] and last.after.tier == "B"
+
+
+class OrgChart:
+    """identity's org chart as the owner directory answers it (a port: imports.OwnerDirectory)."""
+
+    async def resolve(self, names: set[str]) -> dict[str, imports.Owner | None]:
+        known = {"rep-west": imports.Owner("rep-west", "west", "/sales/west/", "wang.fang")}
+        return {n: known.get(n) for n in names}
+
+
+async def test_a_reassigned_customer_takes_the_new_owners_department(call, outbox, monkeypatch) -> None:
+    """Data scopes follow the customer: the event carries the new owner's department path, which
+    opportunities, contracts, orders and billing copy onto the customer's records."""
+    monkeypatch.setattr(imports, "_owners", OrgChart())
+    customer = await call(EAST_REP, customers_uc.create_customer, {"name": "Moving West Ltd"})
+    moved = await call(ADMIN, reassign.reassign_customer, customer.id, "rep-west", "west", customer.version)
+    assert (moved.owner_id, moved.team_id, moved.department_path) == ("rep-west", "west", "/sales/west/")
+    [row] = [r for r in await outbox() if r.subject == "crm.customers.customer.reassigned"]
+    assert row.message().customer.department_path == "/sales/west/"
 
 
 async def test_reassign_customer_emits_old_and_new_owner(call, outbox) -> None:

@@ -646,6 +646,9 @@ async def test_contacts_crud_with_versions(call, outbox, counts) -> None:
     # Events carry phones masked (R-SEC-04; docs/services/customers.md, "Events").
     assert list(upd.before.phones) == ["+86138****8000"] and upd.after.version == 2
     assert rows[3].message().contact.id == str(key.id)
+    # Each carries whose customer it is, so notifications reach that customer's readers only.
+    assert {(s.owner_id, s.team_id, s.department_path, s.has_signed_contract)
+            for s in (r.message().customer_scope for r in rows)} == {("rep-east", "east", "/sales/east/", False)}
 
 
 async def test_invalid_contact_writes_nothing(call, counts) -> None:
@@ -696,6 +699,8 @@ async def test_follow_up_timeline_newest_first_paginated(call, outbox) -> None:
                                                      "crm.customers.v1.FollowUpRecorded")}
     assert rows[0].message().follow_up.summary == "f0"
     assert rows[0].headers["ce-subject"] == str(c.id)
+    scope = rows[0].message().customer_scope
+    assert (scope.owner_id, scope.team_id, scope.department_path) == (c.owner_id, c.team_id, c.department_path)
 
 
 async def test_follow_up_fields(call) -> None:

@@ -168,3 +168,38 @@ async def test_users_and_roles_round_trip(admin, rpc_error, outbox) -> None:
     changed = [r.message() for r in await outbox() if r.type == "crm.identity.v1.RoleChanged"][-1]
     assert changed.before.data_scope == pb.DATA_SCOPE_DEPARTMENT and changed.after.data_scope == pb.DATA_SCOPE_ALL
     assert "password" not in str([r.message() for r in await outbox() if r.type == "crm.identity.v1.UserCreated"])
+
+
+async def test_users_filter_by_login_and_by_part_of_the_name(admin) -> None:
+    root = await dept(admin, "Company")
+    for login in ("li.wei", "li.na", "wang_li", "zhou.qiang"):
+        await user(admin, login, root.id)
+    by_login = await admin.ListUsers(pb.ListUsersRequest(login="li.wei"))
+    assert [u.login for u in by_login.users] == ["li.wei"]
+    by_name = await admin.ListUsers(pb.ListUsersRequest(name="LI."))     # case-insensitive, part of it
+    assert [u.login for u in by_name.users] == ["li.na", "li.wei"]
+    underscore = await admin.ListUsers(pb.ListUsersRequest(name="_"))    # a literal, not a wildcard
+    assert [u.login for u in underscore.users] == ["wang_li"]
+    assert list((await admin.ListUsers(pb.ListUsersRequest(login="li"))).users) == []
+
+
+async def test_me_tells_the_caller_where_they_sit_without_any_permission(admin, stub_for, rpc_error) -> None:
+    from crmkit.auth import Principal
+
+    root = await dept(admin, "Company")
+    sales = await dept(admin, "Sales", root.id)
+    manager = await user(admin, "chen.jie", sales.id, roles=("sales_manager",))
+    team = (await admin.CreateTeam(pb.CreateTeamRequest(
+        team=pb.Team(name="Sales East", department_id=sales.id, lead_user_id=manager.id)))).team
+    rep = await user(admin, "li.wei", sales.id, manager.id)
+    await admin.UpdateUser(pb.UpdateUserRequest(user=pb.User(id=rep.id, team_ids=[team.id]),
+                                                update_mask=FieldMask(paths=["team_ids"])))
+
+    me = await stub_for(Principal(subject=rep.id, roles=("sales_rep",))).GetMe(pb.GetMeRequest())
+    assert me.user.login == "li.wei" and me.department.name == "Sales"
+    assert [t.name for t in me.teams] == ["Sales East"] and me.manager.login == "chen.jie"
+    top = await stub_for(Principal(subject=manager.id)).GetMe(pb.GetMeRequest())
+    assert not top.HasField("manager") and list(top.teams) == []
+
+    client = await rpc_error(stub_for(Principal(subject="erp-client", kind="client")).GetMe(pb.GetMeRequest()))
+    assert client.code() == grpc.StatusCode.NOT_FOUND

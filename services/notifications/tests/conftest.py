@@ -10,7 +10,7 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm.notifications.v1 import events_pb2
 from crm_notifications.domain.model import Person
 from crm_notifications.main import migrate
+from crmkit.auth import DataScope, Principal
 from crmkit.db import create_engine, session_factory
 from crmkit.events.envelope import Event, build_headers, subject_of
 from crmkit.ids import new_id
@@ -53,19 +54,26 @@ def sql(sessions) -> Callable[..., Awaitable[list[Any]]]:
 # ---------------------------------------------------------------------------- org chart
 
 
+# What a test person may read unless a test says otherwise: everything (as an admin).
+READS_ALL = Principal(subject="", permissions=("*",), data_scope=DataScope.ALL, sees_sensitive=True)
+
+
 class FakeDirectory:
-    """Stands in for identity's GetUser / GetManagerChain / ListRoleHolders."""
+    """Stands in for identity's GetUser / GetManagerChain / ListRoleHolders / ListRoles
+    (tests/test_directory.py runs the real one against identity)."""
 
     def __init__(self) -> None:
         self.people: dict[str, Person] = {}
         self.manager: dict[str, str] = {}
         self.roles: dict[str, list[str]] = {}
+        self.role_grants: dict[str, Principal] = {}
         self.calls = 0
 
     def add(self, user_id: str, *, locale: str = "zh-CN", email: str | None = None, manager: str = "",
-            roles: tuple[str, ...] = ()) -> Person:
+            roles: tuple[str, ...] = (), access: Principal = READS_ALL) -> Person:
         address = email if email is not None else f"{user_id}@lingbo.test"
-        person = Person(user_id, user_id.replace("-", " ").title(), address, locale)
+        person = Person(user_id, user_id.replace("-", " ").title(), address, locale,
+                        replace(access, subject=user_id))
         self.people[user_id] = person
         if manager:
             self.manager[user_id] = manager
@@ -85,6 +93,9 @@ class FakeDirectory:
     async def role_holders(self, role: str) -> list[Person]:
         self.calls += 1
         return [self.people[u] for u in self.roles.get(role, [])]
+
+    async def role_access(self, role: str) -> Principal | None:
+        return self.role_grants.get(role)
 
 
 @pytest.fixture

@@ -25,14 +25,17 @@ from crm_notifications.app.handling import Notifier
 from crm_notifications.domain.defaults import default_rule_id
 from crm_notifications.domain.signing import verify_webhook_signature
 from crm_notifications.settings import NotificationsSettings
-from crmkit.auth import Principal
+from crmkit.auth import DataScope, Principal
 from crmkit.db import UnitOfWork
 
 pytestmark = pytest.mark.integration
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
-ADMIN = Principal(subject="admin", permissions=("notifications.manage", "webhooks.manage"))
-PARTNER = Principal(subject="partner-admin", permissions=("webhooks.manage",))
+# Robots and webhooks carry what their owner may read: these owners read every contract.
+ADMIN = Principal(subject="admin", permissions=("notifications.manage", "webhooks.manage", "contracts.read"),
+                  data_scope=DataScope.ALL)
+PARTNER = Principal(subject="partner-admin", kind="client", permissions=("webhooks.manage", "contracts.read"),
+                    data_scope=DataScope.ALL)
 
 
 def settings(**overrides: Any) -> NotificationsSettings:
@@ -181,7 +184,8 @@ async def test_robots_get_their_documented_formats(sessions, call, directory, ev
     dingtalk = http_endpoint(reply={"errcode": 0, "errmsg": "ok"})
     feishu = http_endpoint(reply={"code": 0, "msg": "success", "data": {}})
     rule_id = default_rule_id("crm.contracts.approval.step_assigned")
-    await call(ADMIN, use_cases.update_rule, rule_id, name="Approvals to the team chats", kind="approval.waiting",
+    await call(ADMIN, use_cases.update_rule, rule_id, directory=directory, name="Approvals to the team chats",
+               kind="approval.waiting",
                event_subject="crm.contracts.approval.step_assigned", recipients=[],
                robots=[("wecom", wecom.url + "?key=wk", "", "zh-CN"),
                        ("dingtalk", dingtalk.url + "?access_token=dt", "SECdt", "en"),
@@ -222,7 +226,8 @@ async def test_robots_get_their_documented_formats(sessions, call, directory, ev
 
 async def test_robot_error_code_counts_as_a_failure(sessions, call, directory, event, http_endpoint, sql) -> None:
     wecom = http_endpoint(reply={"errcode": 93000, "errmsg": "invalid webhook url"})
-    await call(ADMIN, use_cases.update_rule, default_rule_id("crm.contracts.approval.step_assigned"), name="x",
+    await call(ADMIN, use_cases.update_rule, default_rule_id("crm.contracts.approval.step_assigned"),
+               directory=directory, name="x",
                kind="approval.waiting", event_subject="crm.contracts.approval.step_assigned", recipients=[],
                robots=[("wecom", wecom.url, "", "zh-CN")], enabled=True, expected_version=0)
     channels = Channels(settings())

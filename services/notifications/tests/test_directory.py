@@ -65,7 +65,7 @@ async def org_chart(database_factory) -> AsyncIterator[dict[str, Any]]:
     port = await server.start("127.0.0.1:0")
     ch = channel(f"127.0.0.1:{port}", ServiceToken("notifications", service_key.private_pem))
     yield {"directory": IdentityDirectory(ch), "boss": boss, "rep": rep, "fin": {fin_a.id, fin_b.id},
-           "gone": gone}
+           "fin_a": fin_a, "finance": finance, "gone": gone}
     await ch.close()
     await server.stop(0)
     await engine.dispose()
@@ -84,3 +84,20 @@ async def test_people_managers_and_role_holders_come_from_identity(org_chart) ->
     assert await directory.person(str(org_chart["gone"].id)) is None
     assert await directory.person("00000000-0000-7000-8000-00000000dead") is None
     assert await directory.person("not-a-user-id") is None
+
+
+async def test_what_a_person_may_read_comes_from_their_roles_in_identity(org_chart) -> None:
+    directory: IdentityDirectory = org_chart["directory"]
+    fin_a = await directory.person(str(org_chart["fin_a"].id))
+    assert fin_a is not None and fin_a.access is not None
+    assert fin_a.access.may("billing.read") and not fin_a.access.may("org.manage")
+    assert fin_a.access.data_scope == DataScope.SIGNED
+    assert fin_a.access.department_path == org_chart["finance"].path
+    rep = await directory.person(str(org_chart["rep"].id))
+    assert rep is not None and rep.access is not None and rep.access.permissions == ()
+    assert rep.access.data_scope == DataScope.OWN
+    finance = await directory.role_access("finance")
+    assert finance is not None and finance.may("billing.read") and finance.data_scope == DataScope.SIGNED
+    assert await directory.role_access("no-such-role") is None
+    holders = await directory.role_holders("finance")
+    assert all(h.access is not None and h.access.may("billing.read") for h in holders)

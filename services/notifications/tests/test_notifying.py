@@ -16,7 +16,7 @@ from crm.sap.v1 import events_pb2 as sap
 from crm_notifications.app import use_cases
 from crm_notifications.app.handling import Notifier
 from crm_notifications.domain.defaults import default_rule_id
-from crmkit.auth import Principal
+from crmkit.auth import DataScope, Principal
 from crmkit.db import UnitOfWork
 
 pytestmark = pytest.mark.integration
@@ -151,7 +151,8 @@ async def test_preferences_pick_channels_and_quiet_hours_hold_email(sessions, ca
 
 
 async def test_rules_are_data_an_admin_edits(sessions, call, directory, event, sql, outbox) -> None:
-    admin = Principal(subject="admin", permissions=("notifications.manage",))
+    admin = Principal(subject="admin", permissions=("notifications.manage", "contracts.read"),
+                      data_scope=DataScope.ALL)
     from crmkit.errors import InvalidArgument, PermissionDenied
     with pytest.raises(PermissionDenied):
         await call(person("rep"), use_cases.list_rules)
@@ -160,14 +161,15 @@ async def test_rules_are_data_an_admin_edits(sessions, call, directory, event, s
                                                  "crm.billing.invoice.overdue", "crm.sap.sync.failed"}
     # the submitter should hear about step assignments too, and the manager rule goes away
     rule_id = default_rule_id("crm.contracts.approval.step_assigned")
-    updated = await call(admin, use_cases.update_rule, rule_id, name="Approval waiting", kind="approval.waiting",
+    updated = await call(admin, use_cases.update_rule, rule_id, directory=directory, name="Approval waiting",
+                         kind="approval.waiting",
                          event_subject="crm.contracts.approval.step_assigned",
                          recipients=["field:approver_ids", "field:submitter_id"],
                          robots=[("wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K", "", "zh-CN")],
                          enabled=True, expected_version=1)
     assert updated.version == 2
     with pytest.raises(InvalidArgument):
-        await call(admin, use_cases.create_rule, name="x", event_subject="crm.a.b.c", kind="k",
+        await call(admin, use_cases.create_rule, directory=directory, name="x", event_subject="crm.a.b.c", kind="k",
                    recipients=["everyone"], robots=[], enabled=True)
     await call(admin, use_cases.delete_rule, default_rule_id("crm.billing.invoice.overdue"))
     directory.add("mgr")

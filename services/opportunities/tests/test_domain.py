@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from crm_opportunities.domain import funnel, model
+from crm_opportunities.domain import funnel, model, requirements
 from crm_opportunities.domain.defaults import DEFAULT_PIPELINE_ID, DEFAULT_STAGES, default_stage_id
 from crm_opportunities.domain.model import Opportunity, OpportunityStatus, Pipeline, Quote, QuoteStatus, Stage
 from crm_opportunities.domain.money import LineInput, parse_decimal, parse_line, price_line, totals
@@ -166,3 +166,25 @@ def test_conversion_and_average_days() -> None:
     rates = funnel.conversions([(1, False, False, 10), (2, False, False, 4), (3, True, False, 1),
                                 (4, False, True, 5)])
     assert rates == [Decimal("40.0"), Decimal("25.0"), None, None]
+
+
+def test_a_quote_line_or_quote_beyond_the_maximum_amount_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as product:
+        parse_line(0, "Valve", "", "999999999999999", "999999999999999", "", "")
+    assert product.value.violations[0].field == "lines[0].unit_price"
+    # a line's net below the maximum, its tax pushing the quote over it
+    priced = price_line(parse_line(0, "Valve", "", "1", "900000000000000", "", "13"))
+    with pytest.raises(InvalidArgument) as total:
+        totals([priced])
+    assert total.value.violations[0].field == "lines"
+    assert totals([price_line(parse_line(0, "Valve", "", "1", "800000000000000", "", "13"))]).gross == Decimal(
+        "904000000000000.00")
+
+
+def test_requirement_quantity_times_target_price_stays_below_the_maximum() -> None:
+    today = dt.date(2026, 11, 25)
+    ok = dict(title="Valves", specification="DN50", unit="pcs", requested_date=None, attachments=(), today=today)
+    requirements.validate(quantity=Decimal("1000"), target_price=Decimal("999999999999"), **ok)
+    with pytest.raises(InvalidArgument) as too_large:
+        requirements.validate(quantity=Decimal("999999999999999"), target_price=Decimal("999999999999999"), **ok)
+    assert [v.field for v in too_large.value.violations] == ["target_price"]

@@ -6,22 +6,30 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import pytest
 
 from crm.common.v1 import money_pb2
+from crm.customers.v1 import customers_pb2 as cpb
+from crm.customers.v1 import customers_pb2_grpc as cpb_grpc
 from crm.opportunities.v1 import opportunities_pb2 as pb
 from crm.opportunities.v1 import opportunities_pb2_grpc as pb_grpc
+from crm_customers.adapters.grpc_api import CustomersServicer
+from crm_customers.main import migrate as migrate_customers
 from crm_opportunities.adapters.grpc_api import OpportunitiesServicer
 from crm_opportunities.main import SERVICE_NAME
-from crmkit.auth import Principal, PrincipalSigner, PrincipalVerifier
+from crmkit.auth import Principal, PrincipalSigner, PrincipalVerifier, current_principal_token
 from crmkit.auth.keys import generate_keypair
-from crmkit.errors import Conflict, InvalidArgument, NotFound
+from crmkit.db import create_engine, session_factory
+from crmkit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from crmkit.grpc.client import channel
 from crmkit.grpc.server import GrpcServer
 from crmkit.grpc.status import from_rpc_error
-from crmkit.testing.principals import EAST_REP, WEST_REP
+from crmkit.references import CustomerDirectory
+from crmkit.testing.principals import EAST_REP, MARKETING, WEST_REP, with_grants
+from crmkit.testing.service import grpc_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +39,27 @@ VALID = (dt.date.today() + dt.timedelta(days=14)).isoformat()
 
 
 @pytest.fixture
-async def stub_for(sessions) -> AsyncIterator[Callable[[Principal], pb_grpc.OpportunitiesServiceStub]]:
+async def customers_target(database_factory) -> AsyncIterator[str]:
+    """The customers service in process: the owner an opportunity's customer is checked with."""
+    engine = create_engine(database_factory("customers", migrate_customers), pool_size=3)
+    async with grpc_in_process("customers", KEYS.public_pem, cpb_grpc.add_CustomersServiceServicer_to_server,
+                               CustomersServicer(session_factory(engine)),
+                               cpb.DESCRIPTOR.services_by_name["CustomersService"].full_name) as target:
+        yield target
+    await engine.dispose()
+
+
+@pytest.fixture
+async def stub_for(sessions, customers_target) -> AsyncIterator[Callable[[Principal], Any]]:
+    as_caller = channel(customers_target, current_principal_token)
     server = GrpcServer("opportunities", PrincipalVerifier(KEYS.public_pem))
-    server.add(pb_grpc.add_OpportunitiesServiceServicer_to_server, OpportunitiesServicer(sessions), SERVICE_NAME)
+    server.add(pb_grpc.add_OpportunitiesServiceServicer_to_server,
+               OpportunitiesServicer(sessions, customers=CustomerDirectory(as_caller)), SERVICE_NAME)
     port = await server.start("127.0.0.1:0")
-    channels: list[grpc.aio.Channel] = []
+    channels: list[grpc.aio.Channel] = [as_caller]
 
     def make(principal: Principal) -> pb_grpc.OpportunitiesServiceStub:
-        ch = channel(f"127.0.0.1:{port}", lambda: SIGNER.sign(principal))
+        ch = channel(f"127.0.0.1:{port}", lambda: SIGNER.sign(with_grants(principal)))
         channels.append(ch)
         return pb_grpc.OpportunitiesServiceStub(ch)
 
@@ -48,20 +69,61 @@ async def stub_for(sessions) -> AsyncIterator[Callable[[Principal], pb_grpc.Oppo
     await server.stop(0)
 
 
+@pytest.fixture
+def customer_of(customers_target) -> Callable[[Principal], object]:
+    """`await customer_of(p)`: a new customer owned by `p`, created through the customers service."""
+
+    async def create(principal: Principal) -> str:
+        async with channel(customers_target, lambda: SIGNER.sign(with_grants(principal))) as ch:
+            reply = await cpb_grpc.CustomersServiceStub(ch).CreateCustomer(cpb.CreateCustomerRequest(
+                customer=cpb.Customer(name=f"Customer {uuid.uuid4().hex[:8]}")))
+        return reply.customer.id
+
+    return create
+
+
 async def rpc_error(call) -> tuple[grpc.StatusCode, object]:
     with pytest.raises(grpc.aio.AioRpcError) as exc:
         await call
     return exc.value.code(), from_rpc_error(exc.value)
 
 
-async def test_opportunity_quote_and_funnel_round_trip(stub_for) -> None:
+async def test_the_customer_must_exist_in_the_callers_scope(stub_for, customer_of) -> None:
+    """R-SEC-02: asked of the customers service as the caller; another rep's customer and a random
+    id are both "not found"; a customer created a moment ago is usable at once."""
+    stub = stub_for(EAST_REP)
+
+    def opportunity(customer_id: str) -> pb.CreateOpportunityRequest:
+        return pb.CreateOpportunityRequest(opportunity=pb.Opportunity(
+            customer_id=customer_id, name="Valves", amount=money_pb2.Money(amount="10", currency="CNY")))
+
+    for customer_id in (await customer_of(WEST_REP), str(uuid.uuid4())):
+        code, err = await rpc_error(stub.CreateOpportunity(opportunity(customer_id)))
+        assert code == grpc.StatusCode.NOT_FOUND and isinstance(err, NotFound)
+        assert err.reason == "REFERENCE_NOT_FOUND" and customer_id not in err.message
+    fresh = await customer_of(EAST_REP)
+    assert (await stub.CreateOpportunity(opportunity(fresh))).opportunity.customer_id == fresh
+
+
+async def test_the_service_refuses_a_principal_without_the_permission(stub_for) -> None:
+    """R-SEC-03 defence in depth: marketing holds no opportunities permission; the service itself refuses."""
+    code, err = await rpc_error(stub_for(MARKETING).ListOpportunities(pb.ListOpportunitiesRequest()))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and isinstance(err, PermissionDenied)
+    assert err.metadata == {"permission": "opportunities.read"}
+
+
+async def test_opportunity_quote_and_funnel_round_trip(stub_for, customer_of) -> None:
     stub = stub_for(EAST_REP)
     [pipeline] = (await stub.ListPipelines(pb.ListPipelinesRequest())).pipelines
     stages = {s.name: s for s in pipeline.stages}
     created = (await stub.CreateOpportunity(pb.CreateOpportunityRequest(opportunity=pb.Opportunity(
-        customer_id=str(uuid.uuid4()), name="Valves", amount=money_pb2.Money(amount="1500.5", currency="cny"),
+        customer_id=await customer_of(EAST_REP), name="Valves", amount=money_pb2.Money(amount="1500.5", currency="cny"),
         expected_close_date="2027-01-31")))).opportunity
     assert created.amount.amount == "1500.50" and created.amount.currency == "CNY"
+    code, err = await rpc_error(stub.CreateOpportunity(pb.CreateOpportunityRequest(opportunity=pb.Opportunity(
+        customer_id=created.customer_id, name="Valves", amount=money_pb2.Money(amount="1", currency="ZZZ"),
+        expected_close_date="2027-01-31"))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and err.violations[0].field == "amount.currency"
     assert created.status == pb.OPPORTUNITY_STATUS_OPEN and created.stage_id == stages["Qualification"].id
     assert created.probability == 10 and created.expected_close_date == "2027-01-31" and created.version == 1
     moved = (await stub.MoveStage(pb.MoveStageRequest(id=created.id, stage_id=stages["Proposal"].id,

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import uuid
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
@@ -18,6 +19,9 @@ from crm_opportunities.domain.money import parse_line
 from crm_opportunities.domain.requirements import Attachment, RequirementStatus
 from crmkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
 from crmkit.testing.principals import DIRECTOR, EAST_REP, WEST_REP
+from crmkit.testing.service import EveryCustomer
+
+create_opportunity = partial(uc.create_opportunity, customers=EveryCustomer())
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +47,7 @@ def new_request(opportunity_id: uuid.UUID, **kw: object) -> rq.NewRequirement:
 
 
 async def test_submit_review_decide_and_quote(call, outbox) -> None:
-    opp = await call(EAST_REP, uc.create_opportunity, new_opportunity())
+    opp = await call(EAST_REP, create_opportunity, new_opportunity())
     submitted = await call(EAST_REP, rq.create, new_request(opp.id), ["director"])
     assert (submitted.status, submitted.owner_id, submitted.customer_id) == (
         RequirementStatus.SUBMITTED, "rep-east", CUSTOMER)
@@ -81,7 +85,7 @@ async def test_submit_review_decide_and_quote(call, outbox) -> None:
 
 
 async def test_not_feasible_needs_notes_and_blocks_quotes(call) -> None:
-    opp = await call(EAST_REP, uc.create_opportunity, new_opportunity())
+    opp = await call(EAST_REP, create_opportunity, new_opportunity())
     submitted = await call(EAST_REP, rq.create, new_request(opp.id), [])
     await call(DIRECTOR, rq.start_review, submitted.id, ROLE, 0)
     with pytest.raises(InvalidArgument):
@@ -97,7 +101,7 @@ async def test_not_feasible_needs_notes_and_blocks_quotes(call) -> None:
 
 
 async def test_scope_validation_and_closed_opportunities(call) -> None:
-    opp = await call(EAST_REP, uc.create_opportunity, new_opportunity())
+    opp = await call(EAST_REP, create_opportunity, new_opportunity())
     with pytest.raises(NotFound):
         await call(WEST_REP, rq.create, new_request(opp.id), [])
     with pytest.raises(InvalidArgument) as exc:
@@ -121,11 +125,11 @@ async def test_scope_validation_and_closed_opportunities(call) -> None:
 
 async def test_one_opportunity_per_lead_even_concurrently(call) -> None:
     lead = uuid.uuid4()
-    results = await asyncio.gather(*(call(EAST_REP, uc.create_opportunity, new_opportunity(lead_id=lead))
+    results = await asyncio.gather(*(call(EAST_REP, create_opportunity, new_opportunity(lead_id=lead))
                                      for _ in range(5)))
     assert len({o.id for o in results}) == 1 and results[0].lead_id == lead
     with pytest.raises(AlreadyExists) as exc:
-        await call(WEST_REP, uc.create_opportunity, new_opportunity(lead_id=lead))
+        await call(WEST_REP, create_opportunity, new_opportunity(lead_id=lead))
     assert exc.value.reason == "LEAD_HAS_OPPORTUNITY"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
@@ -15,6 +16,9 @@ from crm_opportunities.domain.model import OpportunityStatus, QuoteStatus
 from crm_opportunities.domain.money import parse_line
 from crmkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
 from crmkit.testing.principals import ADMIN, DIRECTOR, EAST_MANAGER, EAST_REP, EAST_REP_2, WEST_REP
+from crmkit.testing.service import EveryCustomer
+
+create_opportunity = partial(uc.create_opportunity, customers=EveryCustomer())
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +56,7 @@ async def test_several_pipelines_and_an_editable_lost_reason_list(call) -> None:
     with pytest.raises(AlreadyExists):
         await call(ADMIN, uc.create_pipeline, "service", stages)
     assert [p.name for p in await call(EAST_REP, uc.list_pipelines)] == ["New business", "Service"]
-    opp = await call(EAST_REP, uc.create_opportunity, new(pipeline_id=service.id))
+    opp = await call(EAST_REP, create_opportunity, new(pipeline_id=service.id))
     assert opp.stage_id == service.stages[0].id and opp.probability == 20
     with pytest.raises(InvalidArgument):  # a stage of another pipeline
         await call(EAST_REP, uc.move_stage, opp.id, PROPOSAL, 0, 0)
@@ -64,7 +68,7 @@ async def test_several_pipelines_and_an_editable_lost_reason_list(call) -> None:
 
 
 async def test_stage_changes_are_recorded_with_who_and_when(call, outbox) -> None:
-    opp = await call(EAST_REP, uc.create_opportunity, new())
+    opp = await call(EAST_REP, create_opportunity, new())
     assert (opp.stage_id, opp.probability, opp.amount, opp.owner_id, opp.team_id) == (
         QUAL, 10, Decimal("10000.00"), "rep-east", "east")
     moved = await call(EAST_REP, uc.move_stage, opp.id, PROPOSAL, 0, opp.version)
@@ -80,7 +84,7 @@ async def test_stage_changes_are_recorded_with_who_and_when(call, outbox) -> Non
 
 
 async def test_won_and_lost_are_final(call, outbox) -> None:
-    opp = await call(EAST_REP, uc.create_opportunity, new())
+    opp = await call(EAST_REP, create_opportunity, new())
     with pytest.raises(InvalidArgument):
         await call(EAST_REP, uc.mark_lost, opp.id, "weather", "", 0)
     lost = await call(EAST_REP, uc.mark_lost, opp.id, "price", "too dear", 0)
@@ -90,7 +94,7 @@ async def test_won_and_lost_are_final(call, outbox) -> None:
     assert exc.value.reason == "OPPORTUNITY_CLOSED"
     with pytest.raises(Conflict):
         await call(EAST_REP, uc.mark_won, opp.id, 0)
-    other = await call(EAST_REP, uc.create_opportunity, new("Pumps"))
+    other = await call(EAST_REP, create_opportunity, new("Pumps"))
     won = await call(EAST_REP, uc.mark_won, other.id, 0)
     assert (won.status, won.stage_id, won.probability) == (OpportunityStatus.WON, WON, 100)
     subjects = [e.subject for e in await outbox()]
@@ -98,8 +102,8 @@ async def test_won_and_lost_are_final(call, outbox) -> None:
 
 
 async def test_data_scopes_on_reads_and_writes(call) -> None:
-    mine = await call(EAST_REP, uc.create_opportunity, new("East deal"))
-    west = await call(WEST_REP, uc.create_opportunity, new("West deal"))
+    mine = await call(EAST_REP, create_opportunity, new("East deal"))
+    west = await call(WEST_REP, create_opportunity, new("West deal"))
     for principal, visible in ((EAST_REP, {mine.id}), (EAST_REP_2, set()), (EAST_MANAGER, {mine.id}),
                                (DIRECTOR, {mine.id, west.id}), (WEST_REP, {west.id})):
         items, _ = await call(principal, uc.list_opportunities, page_token="", limit=0)
@@ -111,11 +115,11 @@ async def test_data_scopes_on_reads_and_writes(call) -> None:
     with pytest.raises(NotFound):
         await call(WEST_REP, uc.create_quote, mine.id, "", LINES, VALID)
     with pytest.raises(PermissionDenied):
-        await call(EAST_REP, uc.create_opportunity, new(owner_id="rep-west"))
+        await call(EAST_REP, create_opportunity, new(owner_id="rep-west"))
 
 
 async def test_list_pages_with_cursor_and_filters(call) -> None:
-    created = [await call(EAST_REP, uc.create_opportunity, new(f"Deal {i}")) for i in range(5)]
+    created = [await call(EAST_REP, create_opportunity, new(f"Deal {i}")) for i in range(5)]
     seen, token = [], ""
     while True:
         items, token = await call(EAST_REP, uc.list_opportunities, page_token=token, limit=2)
@@ -129,7 +133,7 @@ async def test_list_pages_with_cursor_and_filters(call) -> None:
 
 
 async def test_quote_versions_totals_and_acceptance_seed_the_contract(call, outbox) -> None:
-    opp = await call(EAST_REP, uc.create_opportunity, new())
+    opp = await call(EAST_REP, create_opportunity, new())
     first = await call(EAST_REP, uc.create_quote, opp.id, "", LINES, VALID, "first offer")
     second = await call(EAST_REP, uc.create_quote, opp.id, "", LINES[:1], VALID)
     assert (first.quote_version, second.quote_version) == (1, 2)
@@ -165,7 +169,7 @@ async def test_quote_versions_totals_and_acceptance_seed_the_contract(call, outb
 
 
 async def test_expired_and_rejected_quotes(call, sql) -> None:
-    opp = await call(EAST_REP, uc.create_opportunity, new())
+    opp = await call(EAST_REP, create_opportunity, new())
     quote = await call(EAST_REP, uc.create_quote, opp.id, "", LINES, VALID)
     await call(EAST_REP, uc.send_quote, quote.id)
     await sql("UPDATE quotes SET valid_until = :d WHERE id = :id", d=dt.date.today() - dt.timedelta(days=1),
@@ -187,12 +191,12 @@ async def test_expired_and_rejected_quotes(call, sql) -> None:
 
 
 async def test_funnel_counts_amounts_conversion_and_days(call, sql) -> None:
-    a = await call(EAST_REP, uc.create_opportunity, new("A", "1000"))
-    b = await call(EAST_REP, uc.create_opportunity, new("B", "2000"))
-    c = await call(EAST_REP, uc.create_opportunity, new("C", "4000"))
-    d = await call(EAST_REP, uc.create_opportunity, new("D", "8000.50"))
-    usd = await call(EAST_REP, uc.create_opportunity, new("E", "99", currency="USD"))
-    west = await call(WEST_REP, uc.create_opportunity, new("W", "5"))
+    a = await call(EAST_REP, create_opportunity, new("A", "1000"))
+    b = await call(EAST_REP, create_opportunity, new("B", "2000"))
+    c = await call(EAST_REP, create_opportunity, new("C", "4000"))
+    d = await call(EAST_REP, create_opportunity, new("D", "8000.50"))
+    usd = await call(EAST_REP, create_opportunity, new("E", "99", currency="USD"))
+    west = await call(WEST_REP, create_opportunity, new("W", "5"))
     await call(EAST_REP, uc.move_stage, b.id, NEEDS, 0, 0)
     await call(EAST_REP, uc.move_stage, c.id, PROPOSAL, 0, 0)  # skips a stage: still reached it
     await call(EAST_REP, uc.move_stage, d.id, NEEDS, 0, 0)

@@ -62,7 +62,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0
 
 async def test_wired_consumers_apply_contract_and_sap_events(js, sessions, call, contract_of) -> None:
     subs = {s.stream: s for s in main.subscriptions()}
-    assert sorted(subs) == ["CRM_BILLING", "CRM_CONTRACTS", "CRM_SAP"]
+    assert sorted(subs) == ["CRM_BILLING", "CRM_CONTRACTS", "CRM_CUSTOMERS", "CRM_SAP"]
     assert subs["CRM_SAP"].subjects == ["crm.sap.sales_order.created", "crm.sap.sales_order.status_changed",
                                         "crm.sap.outbound_delivery.changed"]
     suffix = uuid.uuid4().hex[:6]

@@ -221,3 +221,12 @@ def test_a_manual_delivery_never_exceeds_the_order() -> None:
     with pytest.raises(Conflict) as err:
         m.check_manual_delivery(replace(o, status=OrderStatus.CANCELLED), [DeliveryLine(o.lines[0].id, D(1))], [])
     assert err.value.reason == "ORDER_NOT_DELIVERABLE"
+
+
+def test_a_quantity_whose_price_overflows_is_refused_before_the_cap_is_checked() -> None:
+    # 10^14 of a 1000.00 line (no net amount) and of a net-priced line: refused as too large, not a crash
+    for c in (contract(lines=(ContractLine("L1", "Valve", "", D("100"), "pcs", D("1000.00"), D("0")),)),
+              contract()):
+        with pytest.raises(InvalidArgument) as too_large:
+            m.price_lines(c, [RequestedLine("L1", D("100000000000000"))])
+        assert too_large.value.violations[0].field == "lines[0].quantity"

@@ -5,6 +5,7 @@ CONTRACT_QUANTITY_EXCEEDED, the overview in one call."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import grpc
@@ -16,29 +17,27 @@ from crm.orders.v1 import orders_pb2_grpc as pb_grpc
 from crm_orders.adapters.grpc_api import OrdersServicer
 from crm_orders.main import SERVICE_NAME
 from crmkit.auth import Principal, PrincipalSigner, PrincipalVerifier
-from crmkit.auth.keys import generate_keypair
 from crmkit.errors import Conflict, InvalidArgument, NotFound
 from crmkit.grpc.client import channel
 from crmkit.grpc.server import GrpcServer
 from crmkit.grpc.status import from_rpc_error
-from crmkit.testing.principals import EAST_REP, WEST_REP
+from crmkit.testing.principals import EAST_REP, WEST_REP, with_grants
 
 pytestmark = pytest.mark.integration
 
-KEYS = generate_keypair()
-SIGNER = PrincipalSigner(KEYS.private_pem)
 SOON = (dt.date.today() + dt.timedelta(days=14)).isoformat()
 
 
 @pytest.fixture
-async def stub_for(sessions) -> AsyncIterator[Callable[[Principal], pb_grpc.OrdersServiceStub]]:
-    server = GrpcServer("orders", PrincipalVerifier(KEYS.public_pem))
-    server.add(pb_grpc.add_OrdersServiceServicer_to_server, OrdersServicer(sessions), SERVICE_NAME)
+async def stub_for(sessions, owners, principal_keys) -> AsyncIterator[Callable[[Principal], pb_grpc.OrdersServiceStub]]:
+    server = GrpcServer("orders", PrincipalVerifier(principal_keys.public_pem))
+    server.add(pb_grpc.add_OrdersServiceServicer_to_server, OrdersServicer(sessions, owners.references), SERVICE_NAME)
+    signer = PrincipalSigner(principal_keys.private_pem)
     port = await server.start("127.0.0.1:0")
     channels: list[grpc.aio.Channel] = []
 
     def make(principal: Principal) -> pb_grpc.OrdersServiceStub:
-        ch = channel(f"127.0.0.1:{port}", lambda: SIGNER.sign(principal))
+        ch = channel(f"127.0.0.1:{port}", lambda: signer.sign(with_grants(principal)))
         channels.append(ch)
         return pb_grpc.OrdersServiceStub(ch)
 
@@ -97,5 +96,7 @@ async def test_orders_over_grpc(stub_for, deliver, contract_of) -> None:
                                                         customer_id=signed.customer_id))
     assert [o.id for o in listed.orders] == [created.id]
     assert (await stub.ListOrders(pb.ListOrdersRequest(status=pb.ORDER_STATUS_CLOSED))).orders == []
-    empty = await stub_for(WEST_REP).GetOrderOverview(pb.GetOrderOverviewRequest(customer_id=signed.customer_id))
-    assert list(empty.entries) == [] and list(empty.payments) == []
+    # another scope's customer, or none at all, has no overview: 404 alike
+    for who, customer_id in ((WEST_REP, signed.customer_id), (EAST_REP, str(uuid.uuid4()))):
+        code, err = await rpc_error(stub_for(who).GetOrderOverview(pb.GetOrderOverviewRequest(customer_id=customer_id)))
+        assert code is grpc.StatusCode.NOT_FOUND and isinstance(err, NotFound)

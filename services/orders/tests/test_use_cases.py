@@ -27,7 +27,7 @@ D = Decimal
 CUSTOMER = uuid.UUID("01930000-0000-7000-8000-00000000c001")
 TODAY = dt.date.today()
 SERVICE_DESK = Principal(subject="cs", roles=("customer_service",), department_path="/service/",
-                         data_scope=DataScope.ALL)
+                         data_scope=DataScope.ALL, permissions=("customers.read", "contracts.read", "orders.read"))
 SOON = TODAY + dt.timedelta(days=20)
 
 
@@ -250,13 +250,16 @@ async def test_manual_deliveries_for_setups_without_sap(call, deliver, outbox, s
     assert [e.subject for e in await outbox()].count("crm.orders.delivery.recorded") == 2
 
 
-async def test_the_order_overview(call, deliver, signed) -> None:
+async def test_the_order_overview(call, deliver, signed, owners) -> None:
     c = await signed(deliver)
     other = await signed(deliver)
     west = await signed(deliver, owner_id="rep-west", team_ids=("west",), department_path="/sales/west/")
+    # The customer was West's when West ordered (no reassignment event reached orders since).
+    await owners.move_customer(owner_id="rep-west", team_id="west", department_path="/sales/west/")
+    o3 = (await call(WEST_REP, uc.create_order, new(west.contract_id, ("L1", "1")))).order
+    await owners.move_customer(owner_id="rep-east", team_id="east", department_path="/sales/east/")
     o1 = (await call(EAST_REP, uc.create_order, new(c.contract_id, ("L1", "10")))).order
     o2 = (await call(EAST_REP, uc.create_order, new(other.contract_id, ("L2", "1")))).order
-    o3 = (await call(WEST_REP, uc.create_order, new(west.contract_id, ("L1", "1")))).order
     await call(EAST_REP, uc.create_delivery, uc.NewDelivery(o1.id, TODAY, [DeliveryLine(o1.lines[0].id, D(4))]))
     invoice = billing_ev.InvoiceIssued(
         invoice_id=str(uuid.uuid4()), invoice_number="INV-2026-000007", kind="invoice", customer_id=str(CUSTOMER),
@@ -278,8 +281,8 @@ async def test_the_order_overview(call, deliver, signed) -> None:
                                              amount=money("9.00"), contract_ids=[west.contract_id]))
 
     desk = await call(SERVICE_DESK, uc.order_overview, CUSTOMER)
-    assert [e.view.order.id for e in desk.entries] == [o3.id, o2.id, o1.id] and not desk.truncated
-    e1 = desk.entries[2]
+    assert [e.view.order.id for e in desk.entries] == [o2.id, o1.id, o3.id] and not desk.truncated
+    e1 = desk.entries[1]
     assert e1.view.delivered == {o1.lines[0].id: D(4)} and len(e1.deliveries) == 1
     assert [(i.number, i.total) for i in e1.invoices] == [("INV-2026-000007", D("4520.00"))]
     assert [i.number for i in desk.contract_invoices] == ["INV-2026-000008"]
@@ -289,9 +292,13 @@ async def test_the_order_overview(call, deliver, signed) -> None:
     rep = await call(EAST_REP, uc.order_overview, CUSTOMER)
     assert [e.view.order.id for e in rep.entries] == [o2.id, o1.id]
     assert [(p.reference, p.allocated) for p in rep.payments] == [("BANK-1", D("4520.00"))]
-    truncated = await call(SERVICE_DESK, uc.order_overview, CUSTOMER, 2)
+    truncated = await call(SERVICE_DESK, uc.order_overview, CUSTOMER, limit=2)
     assert truncated.truncated and len(truncated.entries) == 2
-    assert (await call(SERVICE_DESK, uc.order_overview, uuid.uuid4())).entries == []
+    # a customer that does not exist, or that the caller may not see, has no overview at all
+    for who, customer_id in ((SERVICE_DESK, uuid.uuid4()), (WEST_REP, CUSTOMER)):
+        with pytest.raises(NotFound) as absent:
+            await call(who, uc.order_overview, customer_id)
+        assert absent.value.reason == "REFERENCE_NOT_FOUND"
 
 
 async def test_sap_reports_for_cancelled_or_unknown_orders(call, deliver, outbox, signed) -> None:

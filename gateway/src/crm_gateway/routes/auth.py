@@ -14,7 +14,7 @@ import grpc
 import jwt
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from crm.identity.v1 import identity_pb2 as pb
 from crm_gateway.api_route import ApiRoute
@@ -145,8 +145,8 @@ def _grant(request: Request, params: dict[str, str]) -> tuple[pb.IssueTokenReque
                          "Errors carry the RFC 6749 `error` code inside problem+json; a wrong password, an "
                          "unknown user and a locked account get the same answer.",
              openapi_extra={"requestBody": {"required": True, "content": {
-                 _FORM: {"schema": {"$ref": "#/components/schemas/TokenRequest"}},
-                 "application/json": {"schema": {"$ref": "#/components/schemas/TokenRequest"}}}}},
+                 _FORM: {"schema": TokenRequest.model_json_schema()},
+                 "application/json": {"schema": TokenRequest.model_json_schema()}}}},
              responses={400: {"model": OAuthProblem, "description": "invalid_request or unsupported_grant_type",
                               "content": {"application/problem+json": {}}},
                         401: {"model": OAuthProblem, "description": "invalid_client or invalid_grant",
@@ -176,6 +176,114 @@ async def issue_token(request: Request) -> Response:
     return Response(body.model_dump_json(exclude_none=True), media_type="application/json", headers=_NO_STORE)
 
 
+# ------------------------------------------------------------------ browser sessions (the console)
+
+SESSION_COOKIE = "crm_refresh"
+_SESSION_PATH = "/api/v1/auth"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class SessionResponse(BaseModel):
+    access_token: str = Field(description="Keep it in memory only; refresh it with POST /api/v1/auth/session/refresh")
+    token_type: str = "Bearer"  # noqa: S105 - the token type, no secret
+    expires_in: int = Field(description="Seconds the access token is valid")
+
+
+_SESSION_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": OAuthProblem, "description": "invalid_grant: wrong credentials, or no live session",
+          "content": {"application/problem+json": {}}},
+    429: API_ERRORS[429], 503: API_ERRORS[503]}
+
+
+def _secure(request: Request) -> bool:
+    # Secure everywhere but plain-http loopback, where `make dev` runs without TLS.
+    return not (request.url.scheme == "http" and request.url.hostname in _LOOPBACK)
+
+
+def _set_session_cookie(request: Request, response: Response, refresh_token: str) -> None:
+    max_age = request.app.state.settings.session_cookie_max_age_seconds
+    response.set_cookie(SESSION_COOKIE, refresh_token, max_age=max_age, path=_SESSION_PATH, secure=_secure(request),
+                        httponly=True, samesite="strict")
+
+
+def _clear_session_cookie(request: Request, response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path=_SESSION_PATH, secure=_secure(request), httponly=True,
+                           samesite="strict")
+
+
+async def _session(request: Request, message: pb.IssueTokenRequest) -> Response:
+    """Issues tokens for a browser: the access token in the body, the refresh token only in the
+    HttpOnly cookie, out of reach of page scripts."""
+    try:
+        reply = await identity_stub(request).IssueToken(message)
+    except grpc.aio.AioRpcError as exc:
+        error = from_rpc_error(exc)
+        if not isinstance(error, Unauthenticated | PermissionDenied | NotFound | InvalidArgument):
+            raise error from None
+        detail = _FAILED_SIGN_IN if message.grant_type == "password" else _BAD_REFRESH
+        response = _oauth_problem(request, _OAuthError(401, "invalid_grant", detail))
+        _clear_session_cookie(request, response)
+        return response
+    body = SessionResponse(access_token=reply.access_token, expires_in=reply.expires_in)
+    response = Response(body.model_dump_json(), media_type="application/json", headers=_NO_STORE)
+    _set_session_cookie(request, response, reply.refresh_token)
+    return response
+
+
+@router.post("/session", response_model=SessionResponse, summary="Browser sign-in: tokens with a session cookie",
+             description="For the web console and other browser clients. Answers the access token (keep it in "
+                         "memory) and sets the refresh token as an HttpOnly, Secure, SameSite=Strict cookie "
+                         f"`{SESSION_COOKIE}` scoped to `{_SESSION_PATH}`, so no long-lived token is readable by "
+                         "page scripts. Partner systems use `POST /api/v1/auth/token`.",
+             responses=_SESSION_ERRORS)
+async def sign_in_session(request: Request, body: SessionRequest) -> Response:
+    _throttle_sign_in(request)
+    return await _session(request, pb.IssueTokenRequest(grant_type="password", username=body.username,
+                                                        password=body.password))
+
+
+@router.post("/session/refresh", response_model=SessionResponse,
+             summary="Browser session: a new access token from the session cookie",
+             description=f"Reads the `{SESSION_COOKIE}` cookie set by `POST /api/v1/auth/session`, answers a new "
+                         "access token and replaces the cookie (refresh tokens rotate; a replayed one ends the "
+                         "session). No cookie, or a dead session: 401 `invalid_grant` and the cookie is cleared.",
+             responses=_SESSION_ERRORS)
+async def refresh_session(request: Request) -> Response:
+    _throttle_sign_in(request)
+    refresh_token = request.cookies.get(SESSION_COOKIE, "")
+    if not refresh_token:
+        response = _oauth_problem(request, _OAuthError(401, "invalid_grant", "no session: sign in"))
+        _clear_session_cookie(request, response)
+        return response
+    return await _session(request, pb.IssueTokenRequest(grant_type="refresh_token", refresh_token=refresh_token))
+
+
+@router.delete("/session", status_code=204, summary="Browser sign-out: end the session",
+               description="Revokes the session of the cookie (its refresh tokens) and the access token of this "
+                           "request, and clears the cookie.",
+               responses={401: API_ERRORS[401], 429: API_ERRORS[429], 503: API_ERRORS[503]})
+async def sign_out_session(request: Request, caller: Caller = Depends(authenticated)) -> Response:
+    refresh_token = request.cookies.get(SESSION_COOKIE, "")
+    if refresh_token:
+        try:
+            await identity_stub(request).RevokeToken(pb.RevokeTokenRequest(refresh_token=refresh_token),
+                                                     metadata=caller.metadata)
+        except grpc.aio.AioRpcError as exc:
+            if not isinstance(from_rpc_error(exc), Unauthenticated | NotFound | InvalidArgument):
+                raise
+    await _revoke_access(request, caller, bearer_token(request))
+    response = Response(status_code=204, headers=_NO_STORE)
+    _clear_session_cookie(request, response)
+    return response
+
+
 def _throttle_sign_in(request: Request) -> None:
     """Password guessing across many logins from one address: identity locks each account, this
     slows the address down (per gateway replica)."""
@@ -199,8 +307,8 @@ class RevokeRequest(BaseModel):
                          "request carries (every gateway refuses it from then on, 401 TOKEN_REVOKED). "
                          "Answers 200 also for a token that was invalid already.",
              openapi_extra={"requestBody": {"required": False, "content": {
-                 _FORM: {"schema": {"$ref": "#/components/schemas/RevokeRequest"}},
-                 "application/json": {"schema": {"$ref": "#/components/schemas/RevokeRequest"}}}}},
+                 _FORM: {"schema": RevokeRequest.model_json_schema()},
+                 "application/json": {"schema": RevokeRequest.model_json_schema()}}}},
              responses={401: API_ERRORS[401], 429: API_ERRORS[429], 503: API_ERRORS[503]})
 async def revoke_token(request: Request, caller: Caller = Depends(authenticated)) -> Response:
     try:

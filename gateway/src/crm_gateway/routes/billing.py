@@ -47,7 +47,7 @@ def _date(value: str) -> dt.date | None:
 
 
 def _money(m: money_pb2.Money) -> s.Money:
-    return s.Money(amount=m.amount or "0.00", currency=m.currency or "CNY")
+    return s.Money.of(m.amount, m.currency)
 
 
 
@@ -130,12 +130,14 @@ async def create_invoice(body: s.InvoiceCreate, request: Request, caller: Caller
 async def list_invoices(
     request: Request, caller: Caller = _READ, limit: int = Query(50, ge=1, le=200),
     cursor: str = Query("", max_length=2000), customer_id: UUID | None = None, contract_id: UUID | None = None,
+    order_id: UUID | None = Query(None, description="Only the invoices of this sales order"),
     status: s.InvoiceStatus | None = None, kind: s.InvoiceKind | None = None,
     overdue: bool = Query(False, description="Only open invoices past their due date"),
 ) -> Response:
     reply = await _stub(request).ListInvoices(pb.ListInvoicesRequest(
         page_size=limit, page_token=cursor, customer_id=str(customer_id or ""), contract_id=str(contract_id or ""),
-        status=status or "", kind=kind or "", overdue_only=overdue), metadata=caller.metadata)
+        order_id=str(order_id or ""), status=status or "", kind=kind or "", overdue_only=overdue),
+        metadata=caller.metadata)
     return _json(s.InvoicePage(items=[s.Invoice(**_invoice_fields(i)) for i in reply.invoices],
                                next_cursor=reply.next_page_token or None))
 

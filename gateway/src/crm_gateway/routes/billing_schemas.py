@@ -4,11 +4,11 @@ never a number. Unknown fields are rejected."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
-from crm_gateway.routes.common_schemas import DECIMAL, Money, Strict
+from crm_gateway.routes.common_schemas import DECIMAL, BoundedLine, Currency, LinesWithinMaximum, Money, Strict
 
 POSITIVE_CENTS = r"^\d{1,15}(\.\d{1,2})?$"
 InvoiceKind = Literal["invoice", "credit_note"]
@@ -17,7 +17,7 @@ StatementStatus = Literal["draft", "issued", "confirmed", "disputed", "resolved"
 InstalmentState = Literal["pending", "partially_received", "received", "overdue", "void"]
 
 
-class InvoiceLineIn(Strict):
+class InvoiceLineIn(BoundedLine):
     description: str = Field(min_length=1, max_length=500)
     quantity: str = Field(pattern=DECIMAL, examples=["3"])
     unit_price: str = Field(pattern=DECIMAL, examples=["33.335"])
@@ -35,10 +35,10 @@ class InvoiceCreate(Strict):
     contract_id: str = Field("", max_length=36, description="Owner, team and department come from the contract")
     order_id: str = Field("", max_length=36)
     kind: InvoiceKind = "invoice"
-    currency: str = Field("CNY", min_length=3, max_length=3)
+    currency: Currency = "CNY"
     issued_on: dt.date | None = Field(None, description="Today when empty")
     payment_terms_days: int = Field(0, ge=0, le=365, description="0: the default terms (net 30)")
-    lines: list[InvoiceLineIn] = Field(min_length=1, max_length=500)
+    lines: Annotated[list[InvoiceLineIn], LinesWithinMaximum] = Field(min_length=1, max_length=500)
     note: str = Field("", max_length=2000)
     applies_to_invoice_id: str = Field("", max_length=36, description="A credit note: the invoice it settles")
 
@@ -157,7 +157,7 @@ class StatementCreate(Strict):
     customer_id: str = Field(max_length=36)
     period_start: dt.date
     period_end: dt.date
-    currency: str = Field("CNY", min_length=3, max_length=3)
+    currency: Currency = "CNY"
 
 
 class StatementLine(Strict):

@@ -23,7 +23,7 @@ from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import contracts_schemas as s
-from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH, link_header
 from crm_gateway.routes.common import json_response as _json
 from crmkit.errors import InvalidArgument
 
@@ -50,7 +50,7 @@ def _date(value: str) -> dt.date | None:
 
 
 def _money(m: money_pb2.Money) -> s.Money:
-    return s.Money(amount=m.amount or "0.00", currency=m.currency or "CNY")
+    return s.Money.of(m.amount, m.currency)
 
 
 
@@ -79,12 +79,13 @@ def _contract_json(m: pb.Contract) -> s.Contract:
         owner_id=m.owner_id, team_id=m.team_id, department_path=m.department_path, created_by=m.created_by,
         created_at=m.create_time.ToDatetime(UTC), updated_at=m.update_time.ToDatetime(UTC),
         termination_reason=m.termination_reason, approval_rule_id=m.approval_rule_id or None,
-        approval_attempt=m.approval_attempt, revision=m.revision)
+        approval_attempt=m.approval_attempt, revision=m.revision, signed_by=m.signed_by or None)
 
 
 def _with_etag(m: pb.Contract, status_code: int = 200) -> Response:
     contract = _contract_json(m)
-    headers = {"ETag": etag_of(contract.revision)}
+    headers = {"ETag": etag_of(contract.revision),
+               "Link": link_header({"orders": f"/api/v1/orders?contract_id={contract.id}"})}
     if status_code == 201:
         headers["Location"] = f"/api/v1/contracts/{contract.id}"
     return _json(contract, status_code, headers)
@@ -150,10 +151,13 @@ async def create_contract(body: s.ContractCreate, request: Request, caller: Call
 async def list_contracts(request: Request, caller: Caller = _READ, limit: int = Query(50, ge=1, le=200),
                          cursor: str = Query("", max_length=2000), customer_id: UUID | None = None,
                          status: s.ContractStatus | None = None,
-                         owner_id: str = Query("", max_length=100)) -> Response:
+                         owner_id: str = Query("", max_length=100),
+                         quote_id: UUID | None = Query(None, description="The contract drafted from this quote"),
+                         opportunity_id: UUID | None = None) -> Response:
     reply = await _stub(request).ListContracts(pb.ListContractsRequest(
         page_size=limit, page_token=cursor, customer_id=str(customer_id or ""),
-        status=pb.ContractStatus.Value(f"CONTRACT_STATUS_{status.upper()}") if status else 0, owner_id=owner_id),
+        status=pb.ContractStatus.Value(f"CONTRACT_STATUS_{status.upper()}") if status else 0, owner_id=owner_id,
+        quote_id=str(quote_id or ""), opportunity_id=str(opportunity_id or "")),
         metadata=caller.metadata)
     return _json(s.ContractPage(items=[_contract_json(c) for c in reply.contracts],
                                 next_cursor=reply.next_page_token or None))
@@ -188,7 +192,13 @@ async def submit_contract(contract_id: UUID, request: Request, body: s.Submissio
 
 
 @router.post("/contracts/{contract_id}/sign", response_model=s.Contract, responses=_CONFLICT,
-             summary="Sign an approved contract (publishes contract.signed)")
+             summary="Sign an approved contract (publishes contract.signed)",
+             description="No body needed (`sign_date` optional, today by default). What follows is "
+                         "**asynchronous**, from `contract.signed`, usually within seconds: the customer's "
+                         "lifecycle stage becomes `customer` and its tier and finance scope are updated "
+                         "(`GET /api/v1/customers/{id}`); the orders service takes its copy of the contract, "
+                         "so `POST /api/v1/orders` answers 404 until it has it: retry with the same "
+                         "`Idempotency-Key`. The contract's orders: the `Link` rel=\"orders\".")
 async def sign_contract(contract_id: UUID, request: Request, body: s.Signing | None = None, caller: Caller = _WRITE,
                         if_match: str | None = IF_MATCH) -> Response:
     sign_date = body.sign_date.isoformat() if body and body.sign_date else ""
@@ -312,15 +322,17 @@ async def approve(step_id: UUID, request: Request, body: s.DecisionBody | None =
 
 @router.post("/approvals/{step_id}/reject", response_model=s.Decided, responses=_CONFLICT,
              summary="Reject the contract (a reason is required); final")
-async def reject(step_id: UUID, body: s.DecisionBody, request: Request, caller: Caller = _APPROVE) -> Response:
-    return await _decide(request, caller, step_id, "reject", body.reason)
+async def reject(step_id: UUID, request: Request, body: s.DecisionBody | None = None,
+                 caller: Caller = _APPROVE) -> Response:
+    return await _decide(request, caller, step_id, "reject", body.reason if body else "")
 
 
 @router.post("/approvals/{step_id}/return", response_model=s.Decided, responses=_CONFLICT,
              summary="Return the contract for changes (a reason is required); the submitter may resubmit")
-async def return_for_changes(step_id: UUID, body: s.DecisionBody, request: Request,
+async def return_for_changes(step_id: UUID, request: Request, body: s.DecisionBody | None = None,
                              caller: Caller = _APPROVE) -> Response:
-    return await _decide(request, caller, step_id, "return", body.reason)
+    # Without a body the service answers 422 with a violation on `reason`, not "body: Field required".
+    return await _decide(request, caller, step_id, "return", body.reason if body else "")
 
 
 @router.get("/approvals/delegations", response_model=s.DelegationList,

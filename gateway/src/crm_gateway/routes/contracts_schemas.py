@@ -4,11 +4,11 @@ never a number. Unknown fields are rejected."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field
 
-from crm_gateway.routes.common_schemas import Money, Strict
+from crm_gateway.routes.common_schemas import BoundedLine, CurrencyOrEmpty, LinesWithinMaximum, Money, Strict
 
 ContractStatus = Literal["draft", "pending_approval", "returned", "rejected", "approved", "signed", "active",
                          "expired", "terminated", "renewed"]
@@ -16,7 +16,7 @@ DECIMAL = r"^\d{1,15}(\.\d{1,4})?$"
 AMOUNT = r"^\d{1,15}(\.\d{1,2})?$"
 
 
-class LineInput(Strict):
+class LineInput(BoundedLine):
     product: str = Field(max_length=200)
     specification: str = Field("", max_length=2000)
     quantity: str = Field(pattern=DECIMAL)
@@ -57,10 +57,13 @@ class Instalment(Strict):
 
 class ContractFields(Strict):
     title: str = Field("", max_length=200)
-    customer_name: str = Field("", max_length=300)
-    customer_type: Literal["", "domestic", "foreign"] = ""
-    currency: str = Field("", max_length=3, description="ISO 4217; CNY for a new contract when empty")
-    lines: list[LineInput] = Field(default_factory=list, max_length=500)
+    customer_name: str = Field("", max_length=300, description="Ignored: the customer's name is copied from "
+                               "the customers service (and follows a rename until the contract is signed)")
+    customer_type: Literal["", "domestic", "foreign"] = Field(
+        "", description="Used only when the customers service records no origin for the customer; otherwise "
+        "the customer's own (domestic or foreign) is copied")
+    currency: CurrencyOrEmpty = Field("", description="ISO 4217; CNY for a new contract when empty")
+    lines: Annotated[list[LineInput], LinesWithinMaximum] = Field(default_factory=list, max_length=500)
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     renewal_date: dt.date | None = None
@@ -117,6 +120,8 @@ class Contract(Strict):
     approval_rule_id: str | None
     approval_attempt: int
     revision: int = Field(description="Bumps on every change; the ETag")
+    signed_by: str | None = Field(None, description="Who owned the contract when it was signed: the credit, "
+                                  "kept when the customer moves to another owner")
 
 
 class ContractPage(Strict):

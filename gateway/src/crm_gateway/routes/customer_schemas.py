@@ -4,11 +4,12 @@ typo is an error the client sees, not a value silently dropped."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from crm_gateway.routes.common_schemas import Money, Strict
+from crmkit import limits
 
 Origin = Literal["domestic", "foreign"]
 CustomerStatus = Literal["active", "changed", "deregistered"]
@@ -20,25 +21,30 @@ CustomerSort = Literal["name", "-name", "create_time", "-create_time", "update_t
 
 class Address(Strict):
     kind: AddressKind = "office"
-    line: str = Field(max_length=500)
-    city: str = Field("", max_length=100)
-    province: str = Field("", max_length=100)
+    line: str = Field(max_length=limits.ADDRESS_LINE)
+    city: str = Field("", max_length=limits.ADDRESS_CITY)
+    province: str = Field("", max_length=limits.ADDRESS_PROVINCE)
     country: str = Field("CN", max_length=2, description="ISO 3166-1 alpha-2")
-    postal_code: str = Field("", max_length=20)
+    postal_code: str = Field("", max_length=limits.ADDRESS_POSTAL_CODE)
+
+
+Tag = Annotated[str, Field(max_length=limits.CUSTOMER_TAG)]
+Phone = Annotated[str, Field(max_length=limits.CONTACT_PHONE)]
+KeyFact = Annotated[str, Field(max_length=limits.FOLLOW_UP_KEY_FACT)]
 
 
 class CustomerFields(Strict):
-    name: str = Field(max_length=400, description="Legal name")
+    name: str = Field(max_length=limits.CUSTOMER_NAME, description="Legal name")
     tax_id: str = Field("", max_length=40, description="Unified social credit code (domestic) or local tax number")
     industry: str = Field("", max_length=50, description="Code from GET /api/v1/industries")
-    region: str = Field("", max_length=200)
+    region: str = Field("", max_length=limits.CUSTOMER_REGION)
     origin: Origin = "domestic"
     status: CustomerStatus = "active"
     lifecycle_stage: LifecycleStage = "prospect"
     owner_id: str = Field("", max_length=100, description="Defaults to the caller")
     team_id: str = Field("", max_length=100, description="Defaults to the caller's team")
-    tags: list[str] = Field(default_factory=list, max_length=50)
-    addresses: list[Address] = Field(default_factory=list, max_length=20)
+    tags: list[Tag] = Field(default_factory=list, max_length=limits.CUSTOMER_TAGS)
+    addresses: list[Address] = Field(default_factory=list, max_length=limits.CUSTOMER_ADDRESSES)
 
 
 class CustomerCreate(CustomerFields):
@@ -48,17 +54,17 @@ class CustomerCreate(CustomerFields):
 class CustomerPatch(Strict):
     """JSON merge patch: only the fields present change."""
 
-    name: str | None = Field(None, max_length=400)
+    name: str | None = Field(None, max_length=limits.CUSTOMER_NAME)
     tax_id: str | None = Field(None, max_length=40)
     industry: str | None = Field(None, max_length=50)
-    region: str | None = Field(None, max_length=200)
+    region: str | None = Field(None, max_length=limits.CUSTOMER_REGION)
     origin: Origin | None = None
     status: CustomerStatus | None = None
     lifecycle_stage: LifecycleStage | None = None
     owner_id: str | None = Field(None, max_length=100)
     team_id: str | None = Field(None, max_length=100)
-    tags: list[str] | None = Field(None, max_length=50)
-    addresses: list[Address] | None = Field(None, max_length=20)
+    tags: list[Tag] | None = Field(None, max_length=limits.CUSTOMER_TAGS)
+    addresses: list[Address] | None = Field(None, max_length=limits.CUSTOMER_ADDRESSES)
 
 
 class Customer(CustomerFields):
@@ -78,20 +84,20 @@ class CustomerPage(BaseModel):
 
 
 class ContactFields(Strict):
-    name: str = Field(max_length=200)
-    title: str = Field("", max_length=200)
-    phones: list[str] = Field(default_factory=list, max_length=10)
-    email: str = Field("", max_length=320)
-    wechat: str = Field("", max_length=64)
+    name: str = Field(max_length=limits.CONTACT_NAME)
+    title: str = Field("", max_length=limits.CONTACT_TITLE)
+    phones: list[Phone] = Field(default_factory=list, max_length=limits.CONTACT_PHONES)
+    email: str = Field("", max_length=limits.CONTACT_EMAIL)
+    wechat: str = Field("", max_length=limits.CONTACT_WECHAT)
     is_key: bool = False
 
 
 class ContactPatch(Strict):
-    name: str | None = Field(None, max_length=200)
-    title: str | None = Field(None, max_length=200)
-    phones: list[str] | None = Field(None, max_length=10)
-    email: str | None = Field(None, max_length=320)
-    wechat: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=limits.CONTACT_NAME)
+    title: str | None = Field(None, max_length=limits.CONTACT_TITLE)
+    phones: list[Phone] | None = Field(None, max_length=limits.CONTACT_PHONES)
+    email: str | None = Field(None, max_length=limits.CONTACT_EMAIL)
+    wechat: str | None = Field(None, max_length=limits.CONTACT_WECHAT)
     is_key: bool | None = None
 
 
@@ -110,9 +116,9 @@ class ContactList(BaseModel):
 class FollowUpCreate(Strict):
     kind: FollowUpKind
     occurred_at: AwareDatetime | None = Field(None, description="With a UTC offset; defaults to now")
-    summary: str = Field(max_length=1000)
-    content: str = Field("", max_length=40_000)
-    key_facts: list[str] = Field(default_factory=list, max_length=50)
+    summary: str = Field(max_length=limits.FOLLOW_UP_SUMMARY)
+    content: str = Field("", max_length=limits.FOLLOW_UP_CONTENT)
+    key_facts: list[KeyFact] = Field(default_factory=list, max_length=limits.FOLLOW_UP_KEY_FACTS)
     contact_id: str = ""
 
 

@@ -75,7 +75,7 @@ def _customer_json(m: pb.Customer) -> s.Customer:
                              postal_code=a.postal_code) for a in m.addresses],
         version=m.version, created_at=m.create_time.ToDatetime(UTC), updated_at=m.update_time.ToDatetime(UTC),
         created_by=m.created_by, tier=m.tier,
-        signed_amount=s.Money(amount=m.signed_amount.amount, currency=m.signed_amount.currency)
+        signed_amount=s.Money.of(m.signed_amount.amount, m.signed_amount.currency)
         if m.signed_amount.amount else None)
 
 
@@ -131,7 +131,9 @@ async def get_customer(customer_id: UUID, request: Request, caller: Caller = _RE
 @router.patch("/customers/{customer_id}", response_model=s.Customer, summary="Change a customer (merge patch)")
 async def update_customer(customer_id: UUID, body: s.CustomerPatch, request: Request,
                           caller: Caller = _WRITE, if_match: str | None = IF_MATCH) -> Response:
-    fields = body.model_dump(exclude_unset=True)
+    # The fields sent, each whole: an address sent without `kind` has the default kind.
+    full = body.model_dump()
+    fields = {name: full[name] for name in body.model_fields_set}
     message = _customer_pb({k: v for k, v in fields.items() if v is not None})
     message.id = str(customer_id)
     reply = await _stub(request).UpdateCustomer(pb.UpdateCustomerRequest(

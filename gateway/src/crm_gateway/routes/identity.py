@@ -90,14 +90,37 @@ def _api_key_json(m: pb.ApiKey) -> dict[str, Any]:
 
 # Users ---------------------------------------------------------------------------------------
 
-@router.get("/users", response_model=s.UserPage, summary="List users")
+@router.get("/me", response_model=s.Me, summary="Who am I: user, roles, permissions, data scope, team, manager",
+            description="Needs no permission. For a person: the user record, department, teams and direct "
+                        "manager, with the roles, permissions and data scope of this access token. For a "
+                        "partner system: its client id, scopes and permissions (no user).")
+async def me(request: Request, caller: Caller = Depends(authenticated)) -> Response:
+    principal = caller.principal
+    body = s.Me(kind="client" if principal.kind == "client" else "user", subject=principal.subject,
+                roles=list(principal.roles), permissions=sorted(principal.permissions), scopes=list(principal.scopes),
+                data_scope=principal.data_scope.value, sees_sensitive=principal.sees_sensitive)
+    if principal.kind == "user":
+        reply = await identity_stub(request).GetMe(pb.GetMeRequest(), metadata=caller.metadata)
+        body.user = _user_json(reply.user)
+        body.department = _department_json(reply.department) if reply.HasField("department") else None
+        body.teams = [_team_json(t) for t in reply.teams]
+        if reply.HasField("manager"):
+            body.manager = s.UserSummary(id=reply.manager.id, login=reply.manager.login,
+                                         display_name=reply.manager.display_name)
+    return _json(body)
+
+
+@router.get("/users", response_model=s.UserPage, summary="List users",
+            description="Filters combine: `login` is exact, `name` matches part of the display name or login "
+                        "(case-insensitive).")
 async def list_users(request: Request, caller: Caller = Depends(require(p.ORG_READ)),
                      limit: int = Query(50, ge=1, le=200), cursor: str = Query("", max_length=2000),
                      department_id: str = Query("", max_length=100), team_id: str = Query("", max_length=100),
-                     role: str = Query("", max_length=100)) -> Response:
+                     role: str = Query("", max_length=100), login: str = Query("", max_length=100),
+                     name: str = Query("", max_length=200)) -> Response:
     reply = await identity_stub(request).ListUsers(pb.ListUsersRequest(
-        department_id=department_id, team_id=team_id, role=role, page_size=limit, page_token=cursor),
-        metadata=caller.metadata)
+        department_id=department_id, team_id=team_id, role=role, login=login, name=name, page_size=limit,
+        page_token=cursor), metadata=caller.metadata)
     return _json(s.UserPage(items=[_user_json(u) for u in reply.users], next_cursor=reply.next_page_token or None))
 
 

@@ -212,3 +212,30 @@ class AuditVerification(BaseModel):
     entries_checked: int
     first_broken_sequence: int | None = Field(description="The first entry that does not match; absent when intact")
     problem: str | None
+
+
+# Who am I -------------------------------------------------------------------------------------
+
+class UserSummary(BaseModel):
+    id: str
+    login: str
+    display_name: str
+
+
+class Me(BaseModel):
+    """Who the access token (or API key) belongs to and what it may do."""
+
+    kind: Literal["user", "client"] = Field(description="A person, or a partner system (X-API-Key, client "
+                                                        "credentials)")
+    subject: str = Field(description="The user id, or the partner client id")
+    user: User | None = Field(None, description="People only")
+    roles: list[str]
+    permissions: list[str] = Field(description="What each operation's `x-permission` is checked against")
+    scopes: list[str] = Field(description="Partner clients: the OAuth scopes granted")
+    data_scope: DataScope = Field(description="Which records lists and reads include: own (yours), team, "
+                                              "department (and below), all, signed (customers with a signed "
+                                              "contract)")
+    sees_sensitive: bool = Field(description="Phones, tax ids and bank accounts shown unmasked")
+    department: Department | None = None
+    teams: list[Team] = Field(default_factory=list)
+    manager: UserSummary | None = Field(None, description="The direct manager, who approves what needs a manager")

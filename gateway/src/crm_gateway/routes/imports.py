@@ -33,6 +33,7 @@ from crm_gateway import permissions as p
 from crm_gateway.api_route import ApiRoute
 from crm_gateway.auth import Caller, authenticated, require
 from crm_gateway.problems import API_ERRORS
+from crmkit import limits
 from crmkit.errors import InvalidArgument
 
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["imports"],
@@ -172,7 +173,7 @@ async def start_import(
 
 class UploadCreate(BaseModel):
     file_name: str = Field("", max_length=200)
-    size: int = Field(gt=0, description="The file's size in bytes (at most 256 MiB)")
+    size: int = Field(gt=0, le=limits.IMPORT_UPLOAD_BYTES, description="The file's size in bytes (at most 256 MiB)")
 
 
 class Upload(BaseModel):

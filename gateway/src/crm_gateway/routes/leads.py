@@ -28,6 +28,7 @@ from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import leads_schemas as s
 from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
 from crm_gateway.routes.common import json_response as _json
+from crm_gateway.routes.common_schemas import Money
 from crm_gateway.routes.customers import _contact_json, _customer_json
 from crm_gateway.routes.opportunities import _opportunity_json
 from crmkit.errors import PermissionDenied, Unavailable
@@ -145,8 +146,9 @@ async def change_status(lead_id: UUID, body: s.LeadStatusChange, request: Reques
 
 @router.post("/leads/{lead_id}/assign", response_model=s.Lead, responses=_CONFLICT,
              summary="Assign a lead by hand, or (no owner) run the assignment rules again")
-async def assign_lead(lead_id: UUID, body: s.LeadAssign, request: Request, caller: Caller = _WRITE,
+async def assign_lead(lead_id: UUID, request: Request, body: s.LeadAssign | None = None, caller: Caller = _WRITE,
                       if_match: str | None = IF_MATCH) -> Response:
+    body = body or s.LeadAssign()
     reply = await _customers(request).AssignLead(pb.AssignLeadRequest(
         id=str(lead_id), owner_id=body.owner_id, team_id=body.team_id, expected_version=expected_version(if_match)),
         metadata=caller.metadata)
@@ -228,7 +230,7 @@ async def attribution(request: Request, caller: Caller = _READ,
     return _json(s.Attribution(items=[
         s.AttributionRow(source=r.source, campaign=r.campaign, channel=r.channel, leads=r.leads,
                          converted=r.converted, won=r.won,
-                         won_amounts=[{"amount": m.amount, "currency": m.currency} for m in r.won_amounts])
+                         won_amounts=[Money.of(m.amount, m.currency) for m in r.won_amounts])
         for r in reply.rows]))
 
 

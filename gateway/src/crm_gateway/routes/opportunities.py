@@ -20,7 +20,7 @@ from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import opportunities_schemas as s
-from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH, link_header
 from crm_gateway.routes.common import json_response as _json
 
 _stub = partial(backend, name="opportunities")
@@ -39,7 +39,7 @@ def _time(t: Timestamp, present: bool = True) -> dt.datetime | None:
 
 
 def _money(m: money_pb2.Money) -> s.Money:
-    return s.Money(amount=m.amount or "0.00", currency=m.currency or "CNY")
+    return s.Money.of(m.amount, m.currency)
 
 
 
@@ -58,7 +58,7 @@ def _opportunity_json(m: pb.Opportunity) -> s.Opportunity:
         lost_reason=m.lost_reason or None, lost_note=m.lost_note, owner_id=m.owner_id, team_id=m.team_id,
         department_path=m.department_path, version=m.version, created_at=m.create_time.ToDatetime(UTC),
         updated_at=m.update_time.ToDatetime(UTC), closed_at=_time(m.close_time, m.HasField("close_time")),
-        created_by=m.created_by, lead_id=m.lead_id or None)
+        created_by=m.created_by, lead_id=m.lead_id or None, won_by=m.won_by or None)
 
 
 def _quote_json(m: pb.Quote) -> s.Quote:
@@ -238,10 +238,16 @@ async def send_quote(quote_id: UUID, request: Request, caller: Caller = _WRITE) 
 
 
 @router.post("/quotes/{quote_id}/accept", response_model=s.QuoteAcceptance, responses=_CONFLICT,
-             summary="Accept a sent, unexpired quote: the opportunity is won and the contract can be drafted")
+             summary="Accept a sent, unexpired quote: the opportunity is won and the contract is drafted",
+             description="No body. The opportunity is won at once. The contract is drafted **asynchronously** "
+                         "(contracts consumes `quote.accepted`): it appears within seconds in "
+                         "`GET /api/v1/contracts?quote_id=…`, the URL in `links.contract` and in the "
+                         "`Link: <…>; rel=\"contract\"` header. Poll that list until it has one item.")
 async def accept_quote(quote_id: UUID, request: Request, caller: Caller = _WRITE) -> Response:
     reply = await _stub(request).AcceptQuote(pb.AcceptQuoteRequest(id=str(quote_id)), metadata=caller.metadata)
-    return _json(s.QuoteAcceptance(quote=_quote_json(reply.quote), opportunity=_opportunity_json(reply.opportunity)))
+    links = s.AcceptanceLinks(contract=f"/api/v1/contracts?quote_id={reply.quote.id}")
+    return _json(s.QuoteAcceptance(quote=_quote_json(reply.quote), opportunity=_opportunity_json(reply.opportunity),
+                                   links=links), headers={"Link": link_header(links.model_dump())})
 
 
 @router.post("/quotes/{quote_id}/reject", response_model=s.Quote, responses=_CONFLICT,

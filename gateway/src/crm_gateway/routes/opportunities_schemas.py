@@ -4,11 +4,19 @@ with its currency, never a number. Unknown fields are rejected."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field
 
-from crm_gateway.routes.common_schemas import DECIMAL, Money, Strict
+from crm_gateway.routes.common_schemas import (
+    DECIMAL,
+    AttachmentUrl,
+    BoundedLine,
+    CurrencyOrEmpty,
+    LinesWithinMaximum,
+    Money,
+    Strict,
+)
 
 OpportunityStatus = Literal["open", "won", "lost"]
 QuoteStatus = Literal["draft", "sent", "accepted", "rejected", "expired"]
@@ -87,6 +95,8 @@ class Opportunity(Strict):
     closed_at: AwareDatetime | None
     created_by: str
     lead_id: str | None = Field(None, description="The lead it was converted from")
+    won_by: str | None = Field(None, description="Who owned it when it was won: the credit, kept when the customer "
+                               "moves to another owner")
 
 
 class OpportunityPage(Strict):
@@ -115,7 +125,7 @@ class StageHistory(Strict):
     items: list[StageChange]
 
 
-class QuoteLineFields(Strict):
+class QuoteLineFields(BoundedLine):
     product: str = Field(max_length=200)
     specification: str = Field("", max_length=2000)
     quantity: str = Field(pattern=DECIMAL)
@@ -132,9 +142,9 @@ class QuoteLine(QuoteLineFields):
 
 class QuoteCreate(Strict):
     opportunity_id: str = Field(max_length=36)
-    currency: str = Field("", max_length=3, description="The opportunity's when empty")
+    currency: CurrencyOrEmpty = Field("", description="The opportunity's when empty")
     valid_until: dt.date
-    lines: list[QuoteLineFields] = Field(min_length=1, max_length=500)
+    lines: Annotated[list[QuoteLineFields], LinesWithinMaximum] = Field(min_length=1, max_length=500)
     note: str = Field("", max_length=2000)
     requirement_request_id: str = Field("", max_length=36, description="The feasible requirement request it answers")
 
@@ -167,9 +177,15 @@ class QuotePage(Strict):
     next_cursor: str | None
 
 
+class AcceptanceLinks(Strict):
+    contract: str = Field(description="The list filter that finds the contract drafted from this quote "
+                                      "(`GET /api/v1/contracts?quote_id=…`); it appears within seconds")
+
+
 class QuoteAcceptance(Strict):
     quote: Quote
     opportunity: Opportunity
+    links: AcceptanceLinks
 
 
 class FunnelStage(Strict):
@@ -200,10 +216,12 @@ class Attachment(Strict):
     name: str = Field(min_length=1, max_length=255)
     size_bytes: int = Field(ge=0, le=100 * 1024 * 1024)
     content_type: str = Field("", max_length=100)
-    url: str = Field(min_length=1, max_length=2000, description="Where the file is stored (URL or object key)")
+    url: AttachmentUrl = Field(description="Where the file is stored: an http(s) or s3 URL")
 
 
-class RequirementRequestCreate(Strict):
+class RequirementRequestCreate(BoundedLine):
+    PRICE_FIELD: ClassVar[str] = "target_price"
+
     opportunity_id: str = Field(max_length=36)
     title: str = Field(max_length=200)
     specification: str = Field(max_length=20000, description="What the customer needs made")

@@ -20,7 +20,7 @@ from crm_gateway.backends import backend
 from crm_gateway.etags import etag_of, expected_version
 from crm_gateway.problems import API_ERRORS
 from crm_gateway.routes import orders_schemas as s
-from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH
+from crm_gateway.routes.common import IDEMPOTENCY, IF_MATCH, link_header
 from crm_gateway.routes.common import json_response as _json
 
 _stub = partial(backend, name="orders")
@@ -37,7 +37,7 @@ _CONFLICT = {409: {"description": "The rule named by `reason` forbids it, e.g. C
 
 
 def _money(m: money_pb2.Money) -> s.Money:
-    return s.Money(amount=m.amount or "0.00", currency=m.currency or "CNY")
+    return s.Money.of(m.amount, m.currency)
 
 
 def _date(value: str) -> dt.date | None:
@@ -83,7 +83,8 @@ def _invoice_json(m: pb.OrderInvoice) -> s.Invoice:
 
 def _with_etag(reply_order: pb.SalesOrder, status_code: int = 200) -> Response:
     order = _order_json(reply_order)
-    headers = {"ETag": etag_of(order.version)}
+    headers = {"ETag": etag_of(order.version),
+               "Link": link_header({"invoices": f"/api/v1/invoices?order_id={order.id}"})}
     if status_code == 201:
         headers["Location"] = f"/api/v1/orders/{order.id}"
     return _json(order, status_code, headers)
@@ -92,7 +93,13 @@ def _with_etag(reply_order: pb.SalesOrder, status_code: int = 200) -> Response:
 # Orders ------------------------------------------------------------------------------------------
 
 @router.post("/orders", status_code=201, response_model=s.Order, responses=_CONFLICT,
-             summary="Place a sales order against a signed contract (within what the contract allows)")
+             summary="Place a sales order against a signed contract (within what the contract allows)",
+             description="404 until the orders service has the signed contract (seconds after signing). "
+                         "SAP's part is **asynchronous**: the order goes to SAP and becomes `confirmed` with "
+                         "`sap_sales_order` once S/4HANA has created the sales order; a delivery in SAP makes "
+                         "it `delivered` (`deliveries`); a billing document in SAP becomes an invoice, found "
+                         "with `GET /api/v1/invoices?order_id=…` (the `Link` rel=\"invoices\"). Poll "
+                         "`GET /api/v1/orders/{id}` and that list.")
 async def create_order(body: s.OrderCreate, request: Request, caller: Caller = _WRITE,
                        idempotency_key: str | None = IDEMPOTENCY) -> Response:
     reply = await _stub(request).CreateOrder(pb.CreateOrderRequest(

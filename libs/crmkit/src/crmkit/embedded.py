@@ -13,10 +13,12 @@ Readiness is polled against a deadline; nothing sleeps on the assumption that a 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import logging
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -119,10 +121,46 @@ except OSError as exc:
 
 def _die_signal_usable(sig: int | None) -> bool:
     """PR_SET_PDEATHSIG is Linux-only and fires when the spawning *thread* exits, so it is only
-    used when we spawn from the main thread (from a worker thread it would kill the child early).
+    used from a thread that lives as long as the process: the main thread, or `_Spawner`'s (from
+    a passing worker thread it would kill the child early).
     """
     return (sig is not None and sys.platform.startswith("linux")
-            and threading.current_thread() is threading.main_thread())
+            and threading.current_thread() in (threading.main_thread(), _SPAWNER.thread))
+
+
+class _Spawner:
+    """One daemon thread, started on first use, that starts the children of every other thread.
+
+    A thread that spawns and then ends (`asyncio.to_thread`, a test's worker) would take its
+    children's parent-death signal with it; this thread ends only with the process, so its
+    children are signalled exactly when the launcher dies, however it dies.
+    """
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
+            queue.SimpleQueue())
+        self._lock = threading.Lock()
+
+    def run(self, job: Callable[[], Any]) -> Any:
+        with self._lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._serve, name="crm-spawner", daemon=True)
+                self.thread.start()
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((job, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            job, done = self._jobs.get()
+            try:
+                done.set_result(job())
+            except BaseException as exc:  # handed to the caller
+                done.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
 
 
 def spawn_command(
@@ -166,8 +204,15 @@ def spawn(
     for unsafe in ("preexec_fn", "group", "extra_groups"):
         if unsafe in popen:
             raise TypeError(f"spawn() does not take {unsafe}: it would make Popen fork()")
-    return subprocess.Popen(spawn_command(argv, die_signal=die_signal, user=user, env=env),
-                            env=env, start_new_session=True, **popen)
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(spawn_command(argv, die_signal=die_signal, user=user, env=env),
+                                env=env, start_new_session=True, **popen)
+
+    if (die_signal is not None and sys.platform.startswith("linux")
+            and threading.current_thread() is not threading.main_thread()):
+        return _SPAWNER.run(start)  # type: ignore[no-any-return]
+    return start()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -527,10 +572,14 @@ class EmbeddedNats:
         server_name: str = "crm-dev",
         extra_args: Sequence[str] = (),
         start_timeout: float = 30.0,
+        extra_config: str = "",
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.port = port
         self.monitor_port = monitor_port
+        # More server configuration: the `authorization` block of crmkit.events.permissions
+        # (without one the server is open to anyone), a `tls` block.
+        self.extra_config = extra_config
         self.server_name = server_name
         self.extra_args = list(extra_args)
         self.start_timeout = start_timeout
@@ -570,6 +619,7 @@ class EmbeddedNats:
             "  # acknowledge a publish only once it is on disk (ARCHITECTURE.md, Durability)\n"
             "  sync_interval: always\n"
             "}\n"
+            + self.extra_config
         )
 
     def start(self) -> EmbeddedNats:
@@ -587,6 +637,7 @@ class EmbeddedNats:
             self.pid, self.reused = running, True
         else:
             self.config_file.write_text(self.config_text())
+            self.config_file.chmod(0o600)  # it may hold passwords
             with open(self.log_file, "ab") as log:
                 self._proc = spawn(
                     [nats_server_binary(), "-c", str(self.config_file), *self.extra_args],

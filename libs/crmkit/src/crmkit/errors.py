@@ -9,6 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# An error never echoes huge input back (a 10,000-character phone in a violation would also
+# overflow gRPC's trailing metadata): texts are clipped, and at most MAX_VIOLATIONS are carried.
+MAX_MESSAGE_CHARS = 1000
+MAX_TEXT_CHARS = 200
+MAX_VIOLATIONS = 20
+
+
+def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
 
 @dataclass(frozen=True)
 class FieldViolation:

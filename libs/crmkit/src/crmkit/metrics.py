@@ -34,6 +34,9 @@ CONSUMER_LAG = Gauge(
 CONSUMER_DEAD_LETTERS = Counter(
     "crm_consumer_dead_letters_total", "Events moved to the dead-letter stream", ["consumer"])
 DB_POOL_IN_USE = Gauge("crm_db_pool_connections_in_use", "Checked-out database connections", ["service"])
+DEPENDENCY_UP = Gauge(
+    "crm_dependency_up", "1 while a dependency passes the readiness check (crmkit.service.Readiness)",
+    ["service", "dependency"])
 
 
 def start_metrics_server(port: int) -> None:

@@ -8,10 +8,12 @@ answer is current (an event-fed copy may lag behind a record created a moment ag
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
 
+from crm.customers.v1 import customers_pb2, customers_pb2_grpc
 from crmkit.errors import NotFound, Unavailable
 from crmkit.grpc.status import from_rpc_error
 
@@ -32,3 +34,41 @@ async def look_up(call: Callable[[Request], Awaitable[Response]], request: Reque
             raise Unavailable(f"the service that owns the {what} is out of reach; retry shortly",
                               reason="REFERENCE_UNAVAILABLE") from exc
         raise from_rpc_error(exc) from exc
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What other services copy from a customer onto their documents, as its owner says now."""
+
+    id: str
+    name: str
+    customer_type: str  # "domestic" | "foreign" | "" (not recorded)
+    owner_id: str
+    team_id: str
+    department_path: str
+    tier: str = ""
+
+
+_CUSTOMER_TYPES = {customers_pb2.ORIGIN_DOMESTIC: "domestic", customers_pb2.ORIGIN_FOREIGN: "foreign"}
+
+
+def customer_type_of(customer: customers_pb2.Customer) -> str:
+    """"domestic" or "foreign" from the customer's origin; "" when it is not recorded."""
+    return _CUSTOMER_TYPES.get(customer.origin, "")
+
+
+class CustomerDirectory:
+    """The customers service, asked for one customer. Over `Runtime.caller_channel` it answers
+    for the caller (out of scope is "not found"); over `Runtime.internal_channel` for the service
+    itself (an event handler copying a name onto a draft)."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = customers_pb2_grpc.CustomersServiceStub(channel)
+
+    async def customer(self, customer_id: str) -> CustomerFacts:
+        reply = await look_up(self._stub.GetCustomer, customers_pb2.GetCustomerRequest(id=str(customer_id)),
+                              what="customer")
+        c = reply.customer
+        return CustomerFacts(id=c.id, name=c.name, customer_type=customer_type_of(c),
+                             owner_id=c.owner_id, team_id=c.team_id, department_path=c.department_path or "/",
+                             tier=c.tier)

@@ -49,3 +49,22 @@ def may_assign(principal: Principal, *, owner_id: str, team_id: str, department_
     return False
 
 
+
+
+def in_scope(principal: Principal, *, owner_id: str, team_ids: tuple[str, ...], department_path: str,
+             signed: bool = False) -> bool:
+    """`scope_clause` for one record held in memory (a notification about it, say): whether the
+    principal could read a record of this owner, team(s), department and signed state."""
+    match principal.data_scope:
+        case DataScope.SIGNED:
+            return signed
+        case DataScope.ALL:
+            return True
+        case DataScope.DEPARTMENT:
+            return (bool(department_path) and department_path.startswith(principal.department_path)) or \
+                (bool(owner_id) and owner_id == principal.subject)
+        case DataScope.TEAM:
+            return bool(set(team_ids) & set(principal.team_ids)) or (bool(owner_id) and owner_id == principal.subject)
+        case DataScope.OWN:
+            return bool(owner_id) and owner_id == principal.subject
+    return False

@@ -6,7 +6,7 @@ Kubernetes, only the environment differs.
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,8 +16,20 @@ class CommonSettings(BaseSettings):
     environment: str = "dev"
     log_level: str = "INFO"
     nats_url: str = "nats://127.0.0.1:4222"
-    # OTLP/gRPC collector; spans are recorded always but exported only when it is set.
-    otlp_endpoint: str | None = None
+    # This process's own NATS user (crmkit.events.permissions); empty connects anonymously, which
+    # only an open server (the test plugin's) accepts. `tls://` in the URL turns TLS on; the CA's
+    # PEM is needed when the server's certificate is not from a public CA (cert-manager's).
+    nats_user: str = ""
+    nats_password: SecretStr | None = None
+    nats_ca_pem: SecretStr | None = None
+    # OTLP/gRPC collector; spans are recorded always but exported only when it is set. The
+    # standard OpenTelemetry variable, so the one an operator sets is the one the process reads.
+    otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    # Replicas of this process's stream, the dead-letter stream and its key-value buckets: the
+    # NATS cluster's size in production (3), so an acknowledged event survives losing a server.
+    stream_replicas: int = Field(1, ge=1, le=5)
+    # Each step of a shutdown (crmkit.service.Shutdown) ends within this, or is left behind.
+    shutdown_step_seconds: float = 3.0
 
 
 class ServiceSettings(CommonSettings):
@@ -34,7 +46,10 @@ class ServiceSettings(CommonSettings):
     service_public_keys: SecretStr | None = None
     # host:port of the identity service (the org chart), for services that resolve people.
     identity_target: str = ""
-    stream_replicas: int = 1
     outbox_retention_days: int = 7
     consumer_max_deliver: int = 5
+    # Shutdown: gRPC calls in flight get `shutdown_grace_seconds` (+ one step), every other step
+    # (cancel tasks, flush and close NATS, close channels, dispose the engine)
+    # `shutdown_step_seconds`; the process exits within grace + 6 steps (28 s by default, inside
+    # Kubernetes' 30 s) even if a step hangs, and logs which one.
     shutdown_grace_seconds: float = 10.0

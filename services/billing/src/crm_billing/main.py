@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm.billing.v1 import billing_pb2_grpc
 from crm_billing.adapters.grpc_api import SERVICE_NAME, SOURCE, BillingServicer
+from crm_billing.adapters.owners import OwnerReferences
 from crm_billing.app import use_cases
 from crm_billing.settings import BillingSettings
 from crmkit import migrations, service
@@ -31,6 +32,8 @@ def subscriptions(terms_days: int) -> list[Subscription]:
                      subjects=[use_cases.CONTRACT_TERMINATED], handler=use_cases.on_contract_terminated),
         Subscription(name="billing-orders", stream="CRM_ORDERS", subjects=list(use_cases.ORDER_SUBJECTS),
                      handler=use_cases.on_order),
+        Subscription(name="billing-customers", stream="CRM_CUSTOMERS", subjects=list(use_cases.CUSTOMER_SUBJECTS),
+                     handler=use_cases.on_customer_event),
         Subscription(name="billing-sap-billing-documents", stream="CRM_SAP",
                      subjects=[use_cases.BILLING_DOCUMENT_CHANGED],
                      handler=functools.partial(use_cases.on_billing_document, terms_days=terms_days)),
@@ -48,10 +51,14 @@ async def run_overdue_pass(sessions: async_sessionmaker[AsyncSession]) -> tuple[
 
 def wire(runtime: service.Runtime) -> None:
     settings = runtime.settings
-    terms = settings.default_payment_terms_days if isinstance(settings, BillingSettings) else 30
-    every = settings.overdue_pass_seconds if isinstance(settings, BillingSettings) else 3600.0
+    if not isinstance(settings, BillingSettings):
+        raise TypeError("the billing service needs BillingSettings")
+    terms, every = settings.default_payment_terms_days, settings.overdue_pass_seconds
+    references = OwnerReferences(runtime.caller_channel(settings.customers_target),
+                                 runtime.caller_channel(settings.contracts_target),
+                                 runtime.caller_channel(settings.orders_target))
     runtime.grpc.add(billing_pb2_grpc.add_BillingServiceServicer_to_server,
-                     BillingServicer(runtime.sessions, default_terms_days=terms), SERVICE_NAME)
+                     BillingServicer(runtime.sessions, references, default_terms_days=terms), SERVICE_NAME)
     runtime.subscriptions.extend(subscriptions(terms))
     runtime.add_periodic("billing-overdue-pass", lambda: run_overdue_pass(runtime.sessions), every)
 

@@ -12,12 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm.contracts.v1 import contracts_pb2, contracts_pb2_grpc
 from crm_contracts.adapters.grpc_api import SOURCE, ContractsServicer
 from crm_contracts.adapters.identity import IdentityOrg, NoOrg
-from crm_contracts.app import use_cases
+from crm_contracts.adapters.opportunities import OpportunityDirectory
+from crm_contracts.app import ownership, use_cases
+from crm_contracts.app.references import Owners
 from crm_contracts.domain.approvals import OrgLookup
 from crm_contracts.settings import ContractsSettings
 from crmkit import migrations, service
 from crmkit.db import UnitOfWork
 from crmkit.events.consumer import Subscription
+from crmkit.references import CustomerDirectory
 
 NAME = "contracts"
 SERVICE_NAME = contracts_pb2.DESCRIPTOR.services_by_name["ContractsService"].full_name
@@ -63,12 +66,24 @@ def wire(runtime: service.Runtime) -> None:
         raise TypeError("the contracts service needs ContractsSettings")
     org: OrgLookup = IdentityOrg(runtime.internal_channel(settings.identity_target)) \
         if settings.identity_target else NoOrg()
+    # R-SEC-02: what a contract names is checked with its owner, as the caller.
+    owners = Owners(customers=CustomerDirectory(runtime.caller_channel(settings.customers_target)),
+                    opportunities=OpportunityDirectory(runtime.caller_channel(settings.opportunities_target)))
     runtime.grpc.add(contracts_pb2_grpc.add_ContractsServiceServicer_to_server,
-                     ContractsServicer(runtime.sessions, org), SERVICE_NAME)
-    # R-CON-01: an accepted quote drafts its contract.
+                     ContractsServicer(runtime.sessions, org, owners=owners), SERVICE_NAME)
+    # R-CON-01: an accepted quote drafts its contract; the customer's name and type are asked of
+    # the customers service by this service itself (no caller behind an event).
     runtime.subscriptions.append(Subscription(
         name="contracts-quote-accepted", stream="CRM_OPPORTUNITIES", subjects=[use_cases.QUOTE_ACCEPTED_SUBJECT],
-        handler=use_cases.draft_from_quote))
+        handler=use_cases.drafting_from_quote(
+            CustomerDirectory(runtime.internal_channel(settings.customers_target)))))
+    # Contracts follow their customer (docs/architecture.md, "Ownership after reassignment and merge").
+    for name, subject, handler in (
+            ("contracts-customer-reassigned", ownership.CUSTOMER_REASSIGNED_SUBJECT, ownership.on_customer_reassigned),
+            ("contracts-customer-merged", ownership.CUSTOMERS_MERGED_SUBJECT, ownership.on_customers_merged),
+            ("contracts-customer-updated", ownership.CUSTOMER_UPDATED_SUBJECT, ownership.on_customer_updated)):
+        runtime.subscriptions.append(Subscription(name=name, stream="CRM_CUSTOMERS", subjects=[subject],
+                                                  handler=handler))
     runtime.add_periodic("contracts-periodic", periodic_pass(runtime.sessions, settings),
                          settings.reminder_interval_seconds)
 

@@ -13,3 +13,6 @@ class ContractsSettings(ServiceSettings):
     # than needed only costs a query.
     reminder_interval_seconds: float = 300.0
     lifecycle_interval_seconds: float = 3600.0
+    # R-SEC-02: the owners of what a contract names (CRM_CUSTOMERS_TARGET, CRM_OPPORTUNITIES_TARGET).
+    customers_target: str = ""
+    opportunities_target: str = ""

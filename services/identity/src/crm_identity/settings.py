@@ -7,7 +7,7 @@ from pydantic import SecretStr
 from crmkit.settings import ServiceSettings
 
 DEFAULT_AUDIT_STREAMS = ("CRM_CUSTOMERS,CRM_IDENTITY,CRM_CONTRACTS,CRM_OPPORTUNITIES,CRM_ORDERS,CRM_BILLING,"
-                         "CRM_SAP,CRM_NOTIFICATIONS")
+                         "CRM_SAP,CRM_NOTIFICATIONS,CRM_INSIGHTS")
 
 
 class IdentitySettings(ServiceSettings):

@@ -28,10 +28,10 @@ def subscriptions(notifier: Notifier) -> list[Subscription]:
 def wire(runtime: service.Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, NotificationsSettings)
-    runtime.grpc.add(notifications_pb2_grpc.add_NotificationsServiceServicer_to_server,
-                     NotificationsServicer(runtime.sessions), SERVICE_NAME)
-    channels = Channels(settings)
     directory = IdentityDirectory(runtime.internal_channel(settings.identity_target))
+    runtime.grpc.add(notifications_pb2_grpc.add_NotificationsServiceServicer_to_server,
+                     NotificationsServicer(runtime.sessions, directory), SERVICE_NAME)
+    channels = Channels(settings)
     notifier = Notifier(directory, email_enabled=channels.email_enabled, base_url=settings.public_base_url,
                         max_age=dt.timedelta(hours=settings.max_event_age_hours))
     runtime.subscriptions.extend(subscriptions(notifier))

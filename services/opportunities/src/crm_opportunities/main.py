@@ -9,8 +9,11 @@ import grpc
 from crm.identity.v1 import identity_pb2, identity_pb2_grpc
 from crm.opportunities.v1 import opportunities_pb2, opportunities_pb2_grpc
 from crm_opportunities.adapters.grpc_api import OpportunitiesServicer
+from crm_opportunities.app import ownership
 from crm_opportunities.settings import OpportunitiesSettings
 from crmkit import migrations, service
+from crmkit.events.consumer import Subscription
+from crmkit.references import CustomerDirectory
 
 NAME = "opportunities"
 SERVICE_NAME = opportunities_pb2.DESCRIPTOR.services_by_name["OpportunitiesService"].full_name
@@ -44,11 +47,23 @@ def role_holders(channel: grpc.aio.Channel) -> Callable[[str], Awaitable[list[st
 
 def wire(runtime: service.Runtime) -> None:
     settings = runtime.settings
-    reviewer_role = getattr(settings, "reviewer_role", "sales_director")
+    if not isinstance(settings, OpportunitiesSettings):
+        raise TypeError("the opportunities service needs OpportunitiesSettings")
+    reviewer_role = settings.reviewer_role
     reviewers = role_holders(runtime.internal_channel(settings.identity_target)) if settings.identity_target else None
+    # R-SEC-02: the customer an opportunity names is checked with the customers service, as the caller.
+    customers = CustomerDirectory(runtime.caller_channel(settings.customers_target))
     runtime.grpc.add(opportunities_pb2_grpc.add_OpportunitiesServiceServicer_to_server,
-                     OpportunitiesServicer(runtime.sessions, reviewer_role=reviewer_role, reviewers=reviewers),
+                     OpportunitiesServicer(runtime.sessions, reviewer_role=reviewer_role, reviewers=reviewers,
+                                           customers=customers),
                      SERVICE_NAME)
+    # Ownership follows the customer (docs/architecture.md, "Ownership after reassignment and merge").
+    runtime.subscriptions.append(Subscription(
+        name="opportunities-customer-reassigned", stream="CRM_CUSTOMERS",
+        subjects=[ownership.CUSTOMER_REASSIGNED_SUBJECT], handler=ownership.on_customer_reassigned))
+    runtime.subscriptions.append(Subscription(
+        name="opportunities-customer-merged", stream="CRM_CUSTOMERS",
+        subjects=[ownership.CUSTOMERS_MERGED_SUBJECT], handler=ownership.on_customers_merged))
 
 
 def migrate(database_url: str) -> None:

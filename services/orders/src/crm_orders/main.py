@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from crm.orders.v1 import orders_pb2, orders_pb2_grpc
 from crm_orders.adapters.grpc_api import OrdersServicer
+from crm_orders.adapters.owners import OwnerReferences
 from crm_orders.app.handlers import (
     BILLING_SUBJECTS,
     CONTRACT_SUBJECTS,
+    CUSTOMER_SUBJECTS,
     SAP_SUBJECTS,
     on_billing_event,
     on_contract_event,
+    on_customer_event,
     on_sap_event,
 )
 from crm_orders.settings import OrdersSettings
@@ -29,12 +32,19 @@ def subscriptions() -> list[Subscription]:
         Subscription(name="orders-sap", stream="CRM_SAP", subjects=SAP_SUBJECTS, handler=on_sap_event),
         Subscription(name="orders-billing", stream="CRM_BILLING", subjects=BILLING_SUBJECTS,
                      handler=on_billing_event),
+        Subscription(name="orders-customers", stream="CRM_CUSTOMERS", subjects=CUSTOMER_SUBJECTS,
+                     handler=on_customer_event),
     ]
 
 
 def wire(runtime: service.Runtime) -> None:
-    runtime.grpc.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersServicer(runtime.sessions),
-                     SERVICE_NAME)
+    settings = runtime.settings
+    if not isinstance(settings, OrdersSettings):
+        raise TypeError("the orders service needs OrdersSettings")
+    references = OwnerReferences(runtime.caller_channel(settings.customers_target),
+                                 runtime.caller_channel(settings.contracts_target))
+    runtime.grpc.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server,
+                     OrdersServicer(runtime.sessions, references), SERVICE_NAME)
     runtime.subscriptions.extend(subscriptions())
 
 

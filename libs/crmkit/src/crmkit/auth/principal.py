@@ -26,8 +26,10 @@ from crmkit.errors import Unauthenticated
 PRINCIPAL_METADATA_KEY = "x-crm-principal"
 _AUDIENCE = "crm-services"
 _LIFETIME_SECONDS = 120
-# All a service-signed principal may do, whatever it claims.
-SERVICE_PERMISSIONS: tuple[str, ...] = ("org.read",)
+# All a service-signed principal may do, whatever it claims: read the org chart (approvers,
+# reviewers, owners) and read a customer to copy its name and type onto a document drafted from an
+# event (a contract from an accepted quote).
+SERVICE_PERMISSIONS: tuple[str, ...] = ("org.read", "customers.read")
 
 
 class DataScope(StrEnum):

@@ -50,11 +50,14 @@ def issue_access_token(
 
 
 class AccessTokenVerifier:
-    def __init__(self, jwks_json: str, *, issuer: str, audience: str, leeway_seconds: int = 30) -> None:
+    def __init__(self, jwks_json: str, *, issuer: str, audience: str, leeway_seconds: int = 30,
+                 max_lifetime_seconds: int | None = None) -> None:
         self._keys = {jwk.key_id: jwk for jwk in jwt.PyJWKSet.from_json(jwks_json).keys}
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
+        # A token living longer than the issuer ever grants was not minted by its policy.
+        self._max_lifetime = max_lifetime_seconds
 
     def verify(self, token: str) -> Principal:
         try:
@@ -70,4 +73,7 @@ class AccessTokenVerifier:
             raise Unauthenticated("token expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from exc
+        lifetime = claims["exp"] - claims["iat"]
+        if self._max_lifetime is not None and lifetime > self._max_lifetime:
+            raise Unauthenticated(f"token lifetime of {lifetime} s exceeds the maximum of {self._max_lifetime} s")
         return Principal.from_claims(claims)

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
+from crmkit import idempotency
 from crmkit.auth import PRINCIPAL_METADATA_KEY
 
 DEFAULT_DEADLINE_SECONDS = 5.0
@@ -23,6 +24,8 @@ class _PrincipalAndDeadline(grpc.aio.UnaryUnaryClientInterceptor):
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
         if self._token is not None and PRINCIPAL_METADATA_KEY not in metadata:
             metadata.add(PRINCIPAL_METADATA_KEY, self._token())
+        for key, value in idempotency.forwarded_metadata():
+            metadata.add(key, value)
         details = grpc.aio.ClientCallDetails(
             method=details.method, timeout=details.timeout or self._deadline, metadata=metadata,
             credentials=details.credentials, wait_for_ready=details.wait_for_ready)

@@ -10,10 +10,13 @@ from typing import Any
 
 import grpc
 import sqlalchemy.exc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
-from crmkit import metrics
+from crmkit import idempotency, metrics
 from crmkit.auth import PRINCIPAL_METADATA_KEY, PrincipalVerifier, use_principal
-from crmkit.errors import CrmError, Unauthenticated, Unavailable
+from crmkit.auth.permissions import require
+from crmkit.errors import MAX_MESSAGE_CHARS, CrmError, InvalidArgument, Unauthenticated, Unavailable, clip
 from crmkit.grpc.status import STATUS_DETAILS_KEY, to_status_details
 
 log = logging.getLogger("crmkit.grpc.access")
@@ -23,11 +26,14 @@ _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, service: str, verifier: PrincipalVerifier, public_methods: frozenset[str] = frozenset()) -> None:
+    def __init__(self, service: str, verifier: PrincipalVerifier, public_methods: frozenset[str] = frozenset(),
+                 permissions: dict[str, str] | None = None) -> None:
         self._service = service
         self._verifier = verifier
         # Methods callable before anyone is authenticated (signing in, publishing keys).
         self._public = public_methods
+        # "/pkg.Service/Method" -> permission; filled by GrpcServer.add from the servicers' tables.
+        self._permissions = permissions if permissions is not None else {}
 
     async def intercept_service(self,
                                 continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -49,16 +55,21 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             code = grpc.StatusCode.OK
             principal_subject = ""
             try:
+                refuse_nul_text(request)
                 if method in self._public:
                     return await inner(request, context)
                 signed = self._signed_principal(context)
                 principal = self._verifier.verify(signed)
                 principal_subject = principal.subject
+                if method in self._permissions:
+                    require(principal, self._permissions[method])
                 with use_principal(principal, signed):
-                    return await inner(request, context)
+                    return await idempotency.run_once(method, context.invocation_metadata(),
+                                                      lambda: inner(request, context))
             except CrmError as error:
                 code, details = to_status_details(error)
-                await context.abort(code, error.message, trailing_metadata=((STATUS_DETAILS_KEY, details),))
+                await context.abort(code, clip(error.message, MAX_MESSAGE_CHARS),
+                                    trailing_metadata=((STATUS_DETAILS_KEY, details),))
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
                 raise
@@ -96,6 +107,36 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             if key == PRINCIPAL_METADATA_KEY:
                 return str(value)
         raise Unauthenticated("the call carries no signed principal")
+
+
+def refuse_nul_text(message: Message) -> None:
+    """PostgreSQL text cannot hold NUL: a request carrying one is the caller's error, not a 500
+    at the INSERT. (Protobuf already refuses strings that are not UTF-8, lone surrogates included.)"""
+    field = _nul_field(message, "")
+    if field is not None:
+        raise InvalidArgument.of(field, "contains a NUL character, which text may not hold")
+
+
+def _nul_field(message: Message, prefix: str) -> str | None:
+    for descriptor, value in message.ListFields():
+        name = f"{prefix}{descriptor.name}"
+        repeated = descriptor.is_repeated
+        if descriptor.type == FieldDescriptor.TYPE_STRING:
+            if any("\x00" in text for text in (value if repeated else [value])):
+                return name
+        elif descriptor.type == FieldDescriptor.TYPE_MESSAGE:
+            if descriptor.message_type.GetOptions().map_entry:
+                entries = [(f"{name}.{key}", item) for key, item in value.items()]
+            else:
+                entries = [(f"{name}.{i}", item) for i, item in enumerate(value)] if repeated else [(name, value)]
+            for at, item in entries:
+                if "\x00" in at or (isinstance(item, str) and "\x00" in item):
+                    return name
+                if isinstance(item, Message):
+                    found = _nul_field(item, f"{at}.")
+                    if found is not None:
+                        return found
+    return None
 
 
 async def _refuse_streaming(request: Any, context: grpc.aio.ServicerContext) -> None:

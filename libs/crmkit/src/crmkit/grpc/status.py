@@ -33,15 +33,18 @@ def to_status_details(error: errors.CrmError) -> tuple[grpc.StatusCode, bytes]:
     code = code_of(error)
     details = []
     info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=_DOMAIN, metadata=error.metadata))
+    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=_DOMAIN,
+                                          metadata={k: errors.clip(v) for k, v in error.metadata.items()}))
     details.append(info)
     if isinstance(error, errors.InvalidArgument) and error.violations:
         bad = any_pb2.Any()
         bad.Pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations]))
+            error_details_pb2.BadRequest.FieldViolation(field=errors.clip(v.field),
+                                                        description=errors.clip(v.description))
+            for v in error.violations[:errors.MAX_VIOLATIONS]]))
         details.append(bad)
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=details)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name),
+                               message=errors.clip(error.message, errors.MAX_MESSAGE_CHARS), details=details)
     return code, status.SerializeToString()
 
 

@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -19,8 +20,10 @@ from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crmkit.auth import Principal
+from crmkit.auth import Principal, PrincipalVerifier
 from crmkit.db import UnitOfWork
+from crmkit.grpc.server import GrpcServer
+from crmkit.references import CustomerFacts
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -67,3 +70,31 @@ def sql_runner(sessions: Sessions) -> Callable[..., Awaitable[list[Any]]]:
             return list(result.all()) if result.returns_rows else []
 
     return run
+
+
+class EveryCustomer:
+    """Stands in for `crmkit.references.CustomerDirectory` in tests of a service's own use-case
+    rules: every customer named exists, is in scope, and is called `name` (of type
+    `customer_type`). Tests of the reference check itself run the customers servicer in process."""
+
+    def __init__(self, name: str = "Test Customer Ltd", customer_type: str = "domestic") -> None:
+        self.name, self.customer_type = name, customer_type
+
+    async def customer(self, customer_id: str) -> CustomerFacts:
+        return CustomerFacts(id=str(customer_id), name=self.name, customer_type=self.customer_type,
+                             owner_id="", team_id="", department_path="/")
+
+
+@contextlib.asynccontextmanager
+async def grpc_in_process(name: str, public_pem: str, add: Callable[..., None], servicer: Any,
+                          service_name: str, *, service_pems: tuple[str, ...] = ()) -> AsyncIterator[str]:
+    """A servicer on a real gRPC server on loopback (the shared interceptor and its permission
+    table included), trusting principals signed by `public_pem` (and service principals signed by
+    `service_pems`); yields its target."""
+    server = GrpcServer(name, PrincipalVerifier(public_pem, service_pems=service_pems))
+    server.add(add, servicer, service_name)
+    port = await server.start("127.0.0.1:0")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)

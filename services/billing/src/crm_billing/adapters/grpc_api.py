@@ -21,6 +21,7 @@ from crm_billing.app.messages import (
     payment_to_pb,
     statement_to_pb,
 )
+from crm_billing.app.references import References
 from crm_billing.domain.money import parse_line
 from crm_billing.domain.statement import AgingRow
 from crm_billing.domain.terms import DEFAULT_PAYMENT_TERMS_DAYS
@@ -45,10 +46,23 @@ def _aging_row(r: AgingRow) -> pb.AgingRow:
                        total=money(r.total, c), open_invoices=r.open_invoices, label=r.label)
 
 
+READ, WRITE = "billing.read", "billing.write"
+
+
 class BillingServicer(pb_grpc.BillingServiceServicer):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
+    # R-SEC-03, defence in depth: the service refuses a caller without the permission itself. A
+    # rep's contracts awaiting payment are part of their contracts (contracts.read), as at the gateway.
+    permissions = {
+        "CreateInvoice": WRITE, "GetInvoice": READ, "ListInvoices": READ, "RecordPayment": WRITE,
+        "GetPayment": READ, "ListPayments": READ, "AllocatePayment": WRITE, "ListInstalments": READ,
+        "CreateStatement": WRITE, "GetStatement": READ, "ListStatements": READ, "IssueStatement": WRITE,
+        "ConfirmStatement": WRITE, "DisputeStatement": WRITE, "ResolveStatementDispute": WRITE,
+        "ExportStatement": READ, "GetAging": READ, "ListAwaitingPayment": "contracts.read"}
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], references: References, *,
                  default_terms_days: int = DEFAULT_PAYMENT_TERMS_DAYS) -> None:
         self._sessions = sessions
+        self._references = references
         self._terms = default_terms_days
 
     def _uow(self) -> UnitOfWork:
@@ -65,7 +79,8 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             note=request.note, applies_to_invoice_id=_optional_id(request.applies_to_invoice_id,
                                                                   "applies_to_invoice_id"))
         async with self._uow() as uow:
-            row = await use_cases.create_invoice(uow, current_principal(), new, default_terms_days=self._terms)
+            row = await use_cases.create_invoice(uow, current_principal(), new, references=self._references,
+                                                 default_terms_days=self._terms)
         return pb.CreateInvoiceResponse(invoice=invoice_to_pb(row, use_cases.today()))
 
     async def GetInvoice(self, request: pb.GetInvoiceRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -84,7 +99,8 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
                 uow, current_principal(), page_token=request.page_token, limit=request.page_size,
                 customer_id=_optional_id(request.customer_id, "customer_id"),
                 contract_id=_optional_id(request.contract_id, "contract_id"), status=request.status,
-                kind=request.kind, overdue_only=request.overdue_only)
+                kind=request.kind, overdue_only=request.overdue_only,
+                order_id=_optional_id(request.order_id, "order_id"))
         day = use_cases.today()
         return pb.ListInvoicesResponse(invoices=[invoice_to_pb(r, day) for r in rows], next_page_token=token)
 
@@ -95,7 +111,8 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             currency=request.amount.currency, received_on=parse_date(request.received_on, "received_on"),
             reference=request.reference, note=request.note)
         async with self._uow() as uow:
-            row, allocations = await use_cases.record_payment(uow, current_principal(), new)
+            row, allocations = await use_cases.record_payment(uow, current_principal(), new,
+                                                               references=self._references)
         return pb.RecordPaymentResponse(payment=payment_to_pb(row, allocations))
 
     async def GetPayment(self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -131,7 +148,7 @@ class BillingServicer(pb_grpc.BillingServiceServicer):
             row, lines = await use_cases.create_statement(
                 uow, current_principal(), parse_id(request.customer_id, "customer_id"),
                 parse_date(request.period_start, "period_start"), parse_date(request.period_end, "period_end"),
-                request.currency)
+                request.currency, references=self._references)
         return pb.CreateStatementResponse(statement=statement_to_pb(row, lines))
 
     async def GetStatement(self, request: pb.GetStatementRequest, context: grpc.aio.ServicerContext) -> Any:

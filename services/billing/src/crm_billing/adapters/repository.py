@@ -100,6 +100,34 @@ class Repository:
                                                           invoices.c.contract_id.is_(None))
                                    .values(contract_id=contract_id, **owner))
 
+    async def follow_customer(self, customer_id: uuid.UUID, owner: dict[str, Any]) -> None:
+        """Every record of the customer, open or closed, moves into its owner's scope (the policy
+        in docs/architecture.md): the new owner sees the receivables and the history."""
+        for table in (contracts, invoices, payments, statements):
+            await self.session.execute(update(table).where(table.c.customer_id == customer_id).values(**owner))
+
+    async def repoint_customer(self, merged_id: uuid.UUID, surviving_id: uuid.UUID) -> None:
+        """A merged customer's records are the survivor's (statements keep the name they were
+        drafted with: an issued one stays as issued)."""
+        for table in (contracts, orders, instalments, invoices, payments, statements):
+            await self.session.execute(update(table).where(table.c.customer_id == merged_id)
+                                       .values(customer_id=surviving_id))
+
+    async def rename_customer(self, customer_id: uuid.UUID, name: str) -> None:
+        """The contract copies carry the name reports show (aging, awaiting payment)."""
+        await self.session.execute(update(contracts).where(contracts.c.customer_id == customer_id)
+                                   .values(customer_name=name, updated_at=func.now()))
+
+    async def target_visible(self, principal: Principal, target_kind: str, target_id: uuid.UUID) -> bool:
+        """Whether an allocation's target (an invoice, or an instalment through its contract) is
+        in the caller's scope."""
+        if target_kind == "invoice":
+            query = select(invoices.c.id).where(invoices.c.id == target_id, scope_of(principal, invoices))
+        else:
+            query = (select(instalments.c.id).join(contracts, contracts.c.id == instalments.c.contract_id)
+                     .where(instalments.c.id == target_id, scope_of(principal, contracts)))
+        return await self.one(query) is not None
+
     # Instalments ---------------------------------------------------------------------------------
 
     async def instalments_of(self, contract_id: uuid.UUID, *, for_update: bool = False) -> list[Row[Any]]:
@@ -161,8 +189,10 @@ class Repository:
 
     async def list_invoices(self, principal: Principal, *, after: list[Any] | None, limit: int,
                             customer_id: uuid.UUID | None, contract_id: uuid.UUID | None, status: str, kind: str,
-                            overdue_on: dt.date | None) -> list[Row[Any]]:
+                            overdue_on: dt.date | None, order_id: uuid.UUID | None = None) -> list[Row[Any]]:
         query = select(invoices).where(scope_of(principal, invoices))
+        if order_id is not None:
+            query = query.where(invoices.c.order_id == order_id)
         if customer_id is not None:
             query = query.where(invoices.c.customer_id == customer_id)
         if contract_id is not None:

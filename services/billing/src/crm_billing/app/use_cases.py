@@ -14,10 +14,12 @@ from sqlalchemy.engine import Row
 
 from crm.billing.v1 import events_pb2 as ev
 from crm.contracts.v1 import events_pb2 as contract_events
+from crm.customers.v1 import events_pb2 as customer_events
 from crm.orders.v1 import events_pb2 as order_events
 from crm.sap.v1 import events_pb2 as sap_events
 from crm_billing.adapters.repository import Repository, outstanding_of
 from crm_billing.app.messages import iso, money
+from crm_billing.app.references import References
 from crm_billing.domain import allocation as rules
 from crm_billing.domain import statement as st
 from crm_billing.domain.allocation import InstalmentState, InvoiceStatus, OpenItem, Track
@@ -25,7 +27,6 @@ from crm_billing.domain.money import (
     ZERO,
     InvoiceLineInput,
     cents,
-    parse_currency,
     parse_decimal,
     parse_money_amount,
     price_line,
@@ -37,7 +38,9 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import Conflict, InvalidArgument, NotFound, StaleVersion
 from crmkit.events.envelope import Event
 from crmkit.ids import new_id
-from crmkit.pagination import decode_cursor, encode_cursor, page_size
+from crmkit.money import parse_currency
+from crmkit.pagination import decode_cursor, encode_cursor, page_size, time_text, uuid_text
+from crmkit.references import CustomerFacts
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ CONTRACT_SIGNED = "crm.contracts.contract.signed"
 CONTRACT_AMENDED = "crm.contracts.contract.amended"
 CONTRACT_TERMINATED = "crm.contracts.contract.terminated"
 ORDER_SUBJECTS = ["crm.orders.order.submitted", "crm.orders.order.confirmed"]
+CUSTOMER_SUBJECTS = ["crm.customers.customer.reassigned", "crm.customers.customer.merged",
+                     "crm.customers.customer.updated"]
 BILLING_DOCUMENT_CHANGED = "crm.sap.billing_document.changed"
 # SAP billing document types that are credit memos (amounts positive, they reduce what is owed).
 CREDIT_DOCUMENT_TYPES = frozenset({"G2", "RE", "CR", "S2"})
@@ -104,6 +109,49 @@ async def _ownership(repo: Repository, customer_id: uuid.UUID, contract_id: uuid
             return _ownership_of(contract)
     fallback = _ownership_of(await repo.latest_contract_of(customer_id))
     return Ownership(contract_id, fallback.owner_id, fallback.team_id, fallback.department_path)
+
+
+@dataclass(frozen=True)
+class Named:
+    """The records a write names, checked with their owners: the customer as it is now, and the
+    ownership (data scope) the new record takes."""
+
+    customer: CustomerFacts
+    owner: Ownership
+
+
+async def _check_references(repo: Repository, principal: Principal, references: References, customer_id: uuid.UUID,
+                            contract_id: uuid.UUID | None, order_id: uuid.UUID | None = None) -> Named:
+    """R-SEC-02: the customer, the contract and the order a write names exist, are the caller's to
+    use (asked of their owners as the caller; a contract copy held here is checked against the
+    caller's scope here) and belong together. Ownership comes from the contract (the order's, when
+    only an order is named), else the customer's latest contract, else the customer's owner."""
+    customer = await references.customer(customer_id)
+    if order_id is not None:
+        order = await references.order(order_id)
+        if order.customer_id != customer_id:
+            raise InvalidArgument.of("order_id", "is an order of another customer")
+        if contract_id is not None and order.contract_id != contract_id:
+            raise InvalidArgument.of("order_id", "is an order of another contract")
+        contract_id = order.contract_id
+    if contract_id is not None:
+        copy = await repo.contract(contract_id)
+        if copy is None:
+            # Signed a moment ago, its event not here yet: the contracts service answers.
+            facts = await references.contract(contract_id)
+            owner, contract_customer = (Ownership(contract_id, facts.owner_id, facts.team_id, facts.department_path),
+                                        facts.customer_id)
+        elif await repo.visible_contract(principal, contract_id) is None:
+            raise NotFound(f"contract {contract_id} not found", metadata={"contract_id": str(contract_id)})
+        else:
+            owner, contract_customer = _ownership_of(copy), copy.customer_id
+        if contract_customer != customer_id:
+            raise InvalidArgument.of("contract_id", "is a contract of another customer")
+        return Named(customer, owner)
+    latest = await repo.latest_contract_of(customer_id)
+    if latest is not None:
+        return Named(customer, Ownership(None, latest.owner_id, latest.team_id, latest.department_path))
+    return Named(customer, Ownership(None, customer.owner_id, customer.team_id, customer.department_path))
 
 
 # Instalments -----------------------------------------------------------------------------------
@@ -244,6 +292,42 @@ async def on_order(uow: UnitOfWork, event: Event) -> None:
         await repo.backfill_order(order_id, contract_id, _ownership_of(await repo.contract(contract_id)).values())
 
 
+async def on_customer_event(uow: UnitOfWork, event: Event) -> None:
+    """Ownership follows the customer (docs/architecture.md): after a reassignment every billing
+    record of the customer, open or closed, is in the new owner's scope; after a merge the merged
+    customer's records are the survivor's and follow its owner. A rename reaches the contract
+    copies the reports name customers from; issued statements keep the name they were issued with."""
+    if event.type == customer_events.CustomersMerged.DESCRIPTOR.full_name:
+        merged = event.message(customer_events.CustomersMerged)
+        merged_id, surviving_id = _uuid(merged.merged_id), _uuid(merged.surviving_id)
+        if merged_id is None or surviving_id is None:
+            log.warning("customer.merged with a malformed id ignored", extra={"event_id": event.id})
+            return
+        repo = Repository(uow.session)
+        for locked in sorted((merged_id, surviving_id)):
+            await repo.lock_customer(locked)
+        await repo.repoint_customer(merged_id, surviving_id)
+        await _follow(repo, merged.surviving)
+        await repo.rename_customer(surviving_id, merged.surviving.name)
+    elif event.type == customer_events.CustomerReassigned.DESCRIPTOR.full_name:
+        await _follow(Repository(uow.session), event.message(customer_events.CustomerReassigned).customer)
+    elif event.type == customer_events.CustomerUpdated.DESCRIPTOR.full_name:
+        after = event.message(customer_events.CustomerUpdated).after
+        customer_id = _uuid(after.id)
+        if customer_id is not None and after.name:
+            await Repository(uow.session).rename_customer(customer_id, after.name)
+
+
+async def _follow(repo: Repository, customer: Any) -> None:
+    customer_id = _uuid(customer.id)
+    if customer_id is None or not customer.owner_id:
+        log.warning("customer without id or owner ignored", extra={"customer_id": customer.id})
+        return
+    await repo.lock_customer(customer_id)
+    await repo.follow_customer(customer_id, {"owner_id": customer.owner_id, "team_id": customer.team_id,
+                                             "department_path": customer.department_path or "/"})
+
+
 # Invoices (R-BIL-01) ------------------------------------------------------------------------------
 
 
@@ -376,7 +460,7 @@ class NewInvoice:
     applies_to_invoice_id: uuid.UUID | None = None
 
 
-async def create_invoice(uow: UnitOfWork, principal: Principal, new: NewInvoice, *,
+async def create_invoice(uow: UnitOfWork, principal: Principal, new: NewInvoice, *, references: References,
                          default_terms_days: int = DEFAULT_PAYMENT_TERMS_DAYS) -> Row[Any]:
     kind = new.kind or "invoice"
     if kind not in ("invoice", "credit_note"):
@@ -389,17 +473,12 @@ async def create_invoice(uow: UnitOfWork, principal: Principal, new: NewInvoice,
         raise InvalidArgument.of("applies_to_invoice_id", "only a credit note applies to an invoice")
     currency = parse_currency(new.currency or "CNY")
     repo = Repository(uow.session)
+    named = await _check_references(repo, principal, references, new.customer_id, new.contract_id, new.order_id)
+    owner = named.owner
     await repo.lock_customer(new.customer_id)
-    if new.contract_id is not None:
-        contract = await repo.visible_contract(principal, new.contract_id)
-        if contract is None:
-            raise NotFound(f"contract {new.contract_id} not found", metadata={"contract_id": str(new.contract_id)})
-        if contract.customer_id != new.customer_id:
-            raise InvalidArgument.of("contract_id", "belongs to another customer")
     priced = [price_line(li) for li in new.lines]
     sums = totals(priced)
     issued = new.issued_on or today()
-    owner = await _ownership(repo, new.customer_id, new.contract_id)
     prefix = "CN" if kind == "credit_note" else "INV"
     row = await repo.add_invoice(
         id=new_id(), invoice_number=await repo.next_number(prefix, issued.year), kind=kind, source="crm",
@@ -435,12 +514,14 @@ async def get_invoice(uow: UnitOfWork, principal: Principal, invoice_id: uuid.UU
 
 async def list_invoices(uow: UnitOfWork, principal: Principal, *, page_token: str, limit: int,
                         customer_id: uuid.UUID | None = None, contract_id: uuid.UUID | None = None,
-                        status: str = "", kind: str = "", overdue_only: bool = False) -> tuple[list[Row[Any]], str]:
+                        status: str = "", kind: str = "", overdue_only: bool = False,
+                        order_id: uuid.UUID | None = None) -> tuple[list[Row[Any]], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     rows = await Repository(uow.session).list_invoices(
         principal, after=cursor.values if cursor else None, limit=size + 1, customer_id=customer_id,
-        contract_id=contract_id, status=status, kind=kind, overdue_on=today() if overdue_only else None)
+        contract_id=contract_id, status=status, kind=kind, overdue_on=today() if overdue_only else None,
+        order_id=order_id)
     return _page(rows, size)
 
 
@@ -529,20 +610,16 @@ def _received_event(p: Row[Any], contract_ids: list[str]) -> ev.PaymentReceived:
         contract_ids=contract_ids, owner_id=p.owner_id)
 
 
-async def record_payment(uow: UnitOfWork, principal: Principal, new: NewPayment) -> tuple[Row[Any], list[Row[Any]]]:
+async def record_payment(uow: UnitOfWork, principal: Principal, new: NewPayment, *,
+                         references: References) -> tuple[Row[Any], list[Row[Any]]]:
     amount = parse_money_amount(new.amount, "amount.amount")
     currency = parse_currency(new.currency or "CNY", "amount.currency")
     reference = new.reference.strip()
     if len(reference) > 200:
         raise InvalidArgument.of("reference", "must be at most 200 characters")
     repo = Repository(uow.session)
+    owner = (await _check_references(repo, principal, references, new.customer_id, new.contract_id)).owner
     await repo.lock_customer(new.customer_id)
-    if new.contract_id is not None:
-        contract = await repo.visible_contract(principal, new.contract_id)
-        if contract is None or contract.customer_id != new.customer_id:
-            raise NotFound(f"contract {new.contract_id} of this customer not found",
-                           metadata={"contract_id": str(new.contract_id)})
-    owner = await _ownership(repo, new.customer_id, new.contract_id)
     payment = await repo.add_payment(
         id=new_id(), customer_id=new.customer_id, contract_id=owner.contract_id, amount=amount, currency=currency,
         received_on=new.received_on or today(), reference=reference, note=new.note.strip()[:2000],
@@ -571,6 +648,8 @@ async def allocate_payment(uow: UnitOfWork, principal: Principal, payment_id: uu
     await repo.lock_customer(payment.customer_id)
     payment = await repo.payment(payment_id, principal, for_update=True)
     assert payment is not None
+    if not await repo.target_visible(principal, track.value, target_id):
+        raise NotFound(f"{track.value} {target_id} of this customer not found", metadata={"target_id": str(target_id)})
     payment, allocation = await _allocate(uow, repo, payment, track, target_id, requested, automatic=False)
     allocations = await repo.allocations_of(source_id=payment.id)
     await uow.commit()
@@ -589,7 +668,7 @@ async def list_payments(uow: UnitOfWork, principal: Principal, *, page_token: st
                         customer_id: uuid.UUID | None = None, contract_id: uuid.UUID | None = None,
                         unallocated_only: bool = False) -> tuple[list[Row[Any]], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     rows = await Repository(uow.session).list_payments(
         principal, after=cursor.values if cursor else None, limit=size + 1, customer_id=customer_id,
         contract_id=contract_id, unallocated_only=unallocated_only)
@@ -645,20 +724,20 @@ def _check_version(row: Row[Any], expected: int) -> None:
 
 async def create_statement(uow: UnitOfWork, principal: Principal, customer_id: uuid.UUID,
                            period_start: dt.date | None, period_end: dt.date | None,
-                           currency: str) -> tuple[Row[Any], list[Row[Any]]]:
+                           currency: str, *, references: References) -> tuple[Row[Any], list[Row[Any]]]:
     start, end = st.check_period(period_start, period_end)
     currency = parse_currency(currency or "CNY")
     repo = Repository(uow.session)
+    # The customer's name as its owner has it now; an issued statement keeps it (never rewritten).
+    named = await _check_references(repo, principal, references, customer_id, None)
     await repo.lock_customer(customer_id)
-    contract = await repo.latest_contract_of(customer_id)
     composition = await _compose(repo, customer_id, currency, start, end, None)
     statement_id = new_id()
     number = await repo.next_number("ST", end.year, statement=True)
     await repo.add_statement(
-        id=statement_id, statement_number=number, customer_id=customer_id,
-        customer_name=contract.customer_name if contract else "", currency=currency, period_start=start,
-        period_end=end, status=st.StatementStatus.DRAFT.value, created_by=principal.subject,
-        **_ownership_of(contract).values(), **_balances(composition))
+        id=statement_id, statement_number=number, customer_id=customer_id, customer_name=named.customer.name,
+        currency=currency, period_start=start, period_end=end, status=st.StatementStatus.DRAFT.value,
+        created_by=principal.subject, **named.owner.values(), **_balances(composition))
     await repo.replace_lines(statement_id, _line_rows(statement_id, composition))
     uow.emit(ev.StatementDrafted(statement_id=str(statement_id), statement_number=number,
                                  customer_id=str(customer_id), period_start=iso(start), period_end=iso(end),
@@ -680,7 +759,7 @@ async def get_statement(uow: UnitOfWork, principal: Principal,
 async def list_statements(uow: UnitOfWork, principal: Principal, *, page_token: str, limit: int,
                           customer_id: uuid.UUID | None = None, status: str = "") -> tuple[list[Row[Any]], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     rows = await Repository(uow.session).list_statements(
         principal, after=cursor.values if cursor else None, limit=size + 1, customer_id=customer_id, status=status)
     return _page(rows, size)

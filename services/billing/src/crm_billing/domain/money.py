@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from crmkit.errors import InvalidArgument
-from crmkit.money import HUNDRED, cents, parse_decimal
+from crmkit.money import HUNDRED, bounded_total, cents, line_total, parse_decimal
 
 ZERO = Decimal("0.00")
 
@@ -20,13 +20,6 @@ def parse_money_amount(text: str, field: str) -> Decimal:
     if value <= 0:
         raise InvalidArgument.of(field, "must be more than zero")
     return cents(value)
-
-
-def parse_currency(code: str, field: str = "currency") -> str:
-    code = (code or "").strip().upper()
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
-        raise InvalidArgument.of(field, "must be an ISO 4217 code such as CNY")
-    return code
 
 
 @dataclass(frozen=True)
@@ -66,6 +59,7 @@ def parse_line(index: int, description: str, quantity: str, unit_price: str, tax
     if qty <= 0:
         raise InvalidArgument.of(f"{where}.quantity", "must be more than zero")
     price = parse_decimal(unit_price, f"{where}.unit_price")
+    line_total(qty, price, f"{where}.unit_price")
     rate = parse_decimal(tax_rate_percent, f"{where}.tax_rate_percent", default="0")
     if rate > HUNDRED:
         raise InvalidArgument.of(f"{where}.tax_rate_percent", "must be at most 100")
@@ -82,6 +76,8 @@ def price_line(line: InvoiceLineInput) -> PricedInvoiceLine:
 
 
 def totals(lines: list[PricedInvoiceLine]) -> Totals:
+    """The invoice's totals; the gross stays below the maximum amount."""
+    bounded_total((li.gross_amount for li in lines), "lines")
     net = sum((li.net_amount for li in lines), ZERO)
     tax = sum((li.tax_amount for li in lines), ZERO)
     return Totals(net, tax, net + tax)

@@ -22,6 +22,7 @@ from crm_contracts.app.messages import (
     step_to_pb,
     ts,
 )
+from crm_contracts.app.references import Owners
 from crm_contracts.domain import approvals as ap
 from crm_contracts.domain import model
 from crm_contracts.domain.model import Instalment, Status
@@ -65,10 +66,27 @@ def terms_of(c: pb.ContractInput, *, with_plan: bool) -> use_cases.Terms:
         instalments=plan_of(c.instalments) if with_plan and len(c.instalments) else None)
 
 
+# Defence in depth (R-SEC-03): what each RPC needs, checked by the shared interceptor; the
+# gateway checks the same, and the data scope and "your own step" are checked in the use cases.
+_READ, _WRITE, _APPROVE = "contracts.read", "contracts.write", "contracts.approve"
+PERMISSIONS = {
+    "CreateContract": _WRITE, "GetContract": _READ, "ListContracts": _READ, "UpdateContract": _WRITE,
+    "SubmitContract": _WRITE, "SignContract": _WRITE, "TerminateContract": _WRITE, "AmendContract": _WRITE,
+    "ListAmendments": _READ, "GetContractDocument": _READ, "GetReceivablePlan": _READ, "SetReceivablePlan": _WRITE,
+    "ListRenewals": _READ, "CreateRenewal": _WRITE, "ListApprovalSteps": _READ, "ListMyApprovals": _APPROVE,
+    "DecideApproval": _APPROVE, "ListApprovalRules": _READ, "CreateApprovalRule": _WRITE,
+    "UpdateApprovalRule": _WRITE, "ListDelegations": _APPROVE, "CreateDelegation": _APPROVE,
+    "RevokeDelegation": _APPROVE,
+}
+
 class ContractsServicer(pb_grpc.ContractsServiceServicer):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], org: ap.OrgLookup) -> None:
+    permissions = PERMISSIONS
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], org: ap.OrgLookup, *, owners: Owners) -> None:
         self._sessions = sessions
         self._org = org
+        # R-SEC-02: the customer and opportunity a contract names, asked of their owners as the caller.
+        self._owners = owners
 
     def _uow(self) -> UnitOfWork:
         return UnitOfWork(self._sessions, SOURCE, actor=current_principal().subject)
@@ -76,7 +94,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
     async def CreateContract(self, request: pb.CreateContractRequest, context: grpc.aio.ServicerContext) -> Any:
         terms = terms_of(request.contract, with_plan=True)
         async with self._uow() as uow:
-            created = await use_cases.create_contract(uow, current_principal(), terms)
+            created = await use_cases.create_contract(uow, current_principal(), terms, self._owners)
         return pb.CreateContractResponse(contract=contract_to_pb(created))
 
     async def GetContract(self, request: pb.GetContractRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -92,7 +110,8 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
             items, token = await use_cases.list_contracts(
                 uow, current_principal(), page_token=request.page_token, limit=request.page_size,
                 customer_id=_optional_id(request.customer_id, "customer_id"), status=status,
-                owner_id=request.owner_id)
+                owner_id=request.owner_id, quote_id=_optional_id(request.quote_id, "quote_id"),
+                opportunity_id=_optional_id(request.opportunity_id, "opportunity_id"))
         return pb.ListContractsResponse(contracts=[contract_to_pb(c) for c in items], next_page_token=token)
 
     async def UpdateContract(self, request: pb.UpdateContractRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -167,14 +186,15 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
     async def CreateRenewal(self, request: pb.CreateRenewalRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
             created = await use_cases.create_renewal(uow, current_principal(),
-                                                     parse_id(request.contract_id, "contract_id"))
+                                                     parse_id(request.contract_id, "contract_id"), self._owners)
         return pb.CreateRenewalResponse(contract=contract_to_pb(created))
 
     async def ListApprovalSteps(self, request: pb.ListApprovalStepsRequest,
                                 context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
-            steps = await use_cases.list_steps(uow, current_principal(), parse_id(request.contract_id, "contract_id"))
-        return pb.ListApprovalStepsResponse(steps=[step_to_pb(s) for s in steps])
+            contract, steps = await use_cases.list_steps(uow, current_principal(),
+                                                         parse_id(request.contract_id, "contract_id"))
+        return pb.ListApprovalStepsResponse(steps=[step_to_pb(s, contract) for s in steps])
 
     async def ListMyApprovals(self, request: pb.ListMyApprovalsRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:

@@ -75,7 +75,7 @@ def _contract(row: Row[Any], plan: tuple[Instalment, ...]) -> Contract:
         approval_rule_id=row.approval_rule_id, approval_attempt=row.approval_attempt,
         returned_position=row.returned_position, submitted_by=row.submitted_by,
         submitted_department_path=row.submitted_department_path, created_by=row.created_by, created_at=row.created_at,
-        updated_at=row.updated_at, expiring_noticed_for=row.expiring_noticed_for)
+        updated_at=row.updated_at, expiring_noticed_for=row.expiring_noticed_for, signed_by=row.signed_by)
 
 
 def _values(c: Contract) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def _values(c: Contract) -> dict[str, Any]:
             "approval_attempt": c.approval_attempt, "returned_position": c.returned_position,
             "submitted_by": c.submitted_by, "submitted_department_path": c.submitted_department_path,
             "expiring_noticed_for": c.expiring_noticed_for, "owner_id": c.owner_id, "team_id": c.team_id,
-            "department_path": c.department_path}
+            "department_path": c.department_path, "signed_by": c.signed_by}
 
 
 def _step(row: Row[Any]) -> ap.Step:
@@ -166,6 +166,33 @@ class Repository:
     async def by_quote(self, quote_id: uuid.UUID) -> Contract | None:
         row = (await self.session.execute(select(contracts).where(contracts.c.quote_id == quote_id))).first()
         return _contract(row, await self.plan(row.id)) if row else None
+
+    async def move_customer(self, customer_id: uuid.UUID, *, to_customer_id: uuid.UUID, owner_id: str,
+                            team_id: str, department_path: str) -> int:
+        """Every contract of a customer, whatever its status, into `to_customer_id` and its
+        owner's scope; `signed_by` stays. Contracts already there are left alone (a redelivered
+        event changes nothing). Returns how many moved."""
+        target = tuple_(literal(to_customer_id), literal(owner_id), literal(team_id), literal(department_path))
+        result = await self.session.execute(
+            update(contracts).where(
+                contracts.c.customer_id == customer_id,
+                tuple_(contracts.c.customer_id, contracts.c.owner_id, contracts.c.team_id,
+                       contracts.c.department_path).is_distinct_from(target))
+            .values(customer_id=to_customer_id, owner_id=owner_id, team_id=team_id, department_path=department_path,
+                    revision=contracts.c.revision + 1, updated_at=func.now()))
+        return result.rowcount or 0  # type: ignore[attr-defined]
+
+    async def rename_customer(self, customer_id: uuid.UUID, name: str, customer_type: str,
+                              statuses: tuple[str, ...]) -> int:
+        """The customer's current name and type on its contracts in `statuses` (not yet signed)."""
+        result = await self.session.execute(
+            update(contracts).where(
+                contracts.c.customer_id == customer_id, contracts.c.status.in_(statuses),
+                tuple_(contracts.c.customer_name, contracts.c.customer_type).is_distinct_from(
+                    tuple_(literal(name), literal(customer_type))))
+            .values(customer_name=name, customer_type=customer_type, revision=contracts.c.revision + 1,
+                    updated_at=func.now()))
+        return result.rowcount or 0  # type: ignore[attr-defined]
 
     async def save(self, c: Contract) -> Contract:
         row = (await self.session.execute(

@@ -72,6 +72,8 @@ contracts = Table(
     Column("created_by", Text, nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Who owned it when it was signed (migration 0002): the credit, kept when the customer moves.
+    Column("signed_by", Text, nullable=False, server_default=""),
     Index("contracts_created_id", "created_at", "id"),
     Index("contracts_owner", "owner_id"),
     Index("contracts_team", "team_id"),

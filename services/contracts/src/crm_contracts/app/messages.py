@@ -63,7 +63,8 @@ def contract_to_pb(c: Contract) -> pb.Contract:
         renewal_date=_date(c.renewal_date), instalments=[instalment_to_pb(i, c.currency) for i in c.instalments],
         owner_id=c.owner_id, team_id=c.team_id, department_path=c.department_path, created_by=c.created_by,
         create_time=ts(c.created_at), update_time=ts(c.updated_at), termination_reason=c.termination_reason,
-        approval_rule_id=_id(c.approval_rule_id), approval_attempt=c.approval_attempt, revision=c.revision)
+        approval_rule_id=_id(c.approval_rule_id), approval_attempt=c.approval_attempt, revision=c.revision,
+        signed_by=c.signed_by)
 
 
 def snapshot(c: Contract) -> dict[str, Any]:
@@ -114,4 +115,4 @@ def signed_event(c: Contract) -> ev.ContractSigned:
         lines=[line_to_pb(li, c.currency) for li in c.lines],
         instalments=[instalment_to_pb(i, c.currency) for i in c.instalments], start_date=_date(c.start_date),
         end_date=_date(c.end_date), customer_name=c.customer_name, department_path=c.department_path,
-        team_ids=team_ids)
+        team_ids=team_ids, signed_by=c.signed_by)

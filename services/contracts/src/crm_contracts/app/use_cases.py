@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,6 +15,7 @@ from crm.contracts.v1 import events_pb2 as ev
 from crm.opportunities.v1 import events_pb2 as opp_ev
 from crm_contracts.adapters.repository import Repository
 from crm_contracts.app.messages import instalment_to_pb, line_to_pb, money, rule_to_pb, signed_event, snapshot, ts
+from crm_contracts.app.references import CustomerLookup, Owners
 from crm_contracts.domain import approvals as ap
 from crm_contracts.domain import model
 from crm_contracts.domain.model import Contract, Instalment, Line, Status
@@ -22,7 +24,8 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
 from crmkit.events.envelope import Event
 from crmkit.ids import new_id
-from crmkit.pagination import decode_cursor, encode_cursor, page_size
+from crmkit.money import parse_currency
+from crmkit.pagination import decode_cursor, encode_cursor, page_size, time_text, uuid_text
 from crmkit.scopes import may_assign
 
 LIST_SORT = "-create_time"
@@ -82,6 +85,7 @@ class Terms:
 def _check_terms(t: Terms) -> None:
     if len(t.lines) > model.MAX_LINES:
         raise InvalidArgument.of("lines", f"at most {model.MAX_LINES} lines")
+    model.check_lines_total(t.lines)
     if t.customer_type not in model.CUSTOMER_TYPES:
         raise InvalidArgument.of("customer_type", "must be domestic or foreign")
     if len(t.title) > 200:
@@ -100,12 +104,15 @@ async def _draft(uow: UnitOfWork, repo: Repository, c: Contract) -> Contract:
     return saved
 
 
-async def create_contract(uow: UnitOfWork, principal: Principal, t: Terms) -> Contract:
+async def create_contract(uow: UnitOfWork, principal: Principal, t: Terms, owners: Owners) -> Contract:
     """R-CON-01: a contract drafted by hand; owner, team and department from the caller unless
-    assigned (within the caller's scope)."""
+    assigned (within the caller's scope). R-SEC-02: the customer and the opportunity must be the
+    caller's to use and belong together; the customer's name and type are copied from the
+    customers service, not taken from the caller."""
     if t.customer_id is None:
         raise InvalidArgument.of("customer_id", "is required")
     _check_terms(t)
+    customer = await owners.check(t.customer_id, t.opportunity_id)
     owner = t.owner_id or principal.subject
     team = t.team_id or (principal.team_ids[0] if principal.team_ids else "")
     if principal.data_scope is DataScope.SIGNED or not may_assign(
@@ -121,10 +128,10 @@ async def create_contract(uow: UnitOfWork, principal: Principal, t: Terms) -> Co
     plan = tuple(t.instalments or ())
     contract = Contract(
         id=new_id(), number=model.format_number(now.year, await repo.next_number(now.year)),
-        customer_id=t.customer_id, currency=model.parse_currency(t.currency or "CNY"), lines=tuple(t.lines),
+        customer_id=t.customer_id, currency=parse_currency(t.currency or "CNY"), lines=tuple(t.lines),
         owner_id=owner, team_id=team, department_path=principal.department_path, title=t.title.strip(),
-        customer_name=t.customer_name.strip()[:300] or (predecessor.customer_name if predecessor else ""),
-        customer_type=t.customer_type, opportunity_id=t.opportunity_id, predecessor_id=t.predecessor_id,
+        customer_name=customer.name[:300], customer_type=customer.customer_type or t.customer_type,
+        opportunity_id=t.opportunity_id, predecessor_id=t.predecessor_id,
         start_date=t.start_date, end_date=t.end_date, renewal_date=t.renewal_date, instalments=plan,
         created_by=principal.subject)
     saved = await _draft(uow, repo, contract)
@@ -132,7 +139,17 @@ async def create_contract(uow: UnitOfWork, principal: Principal, t: Terms) -> Co
     return saved
 
 
-async def draft_from_quote(uow: UnitOfWork, event: Event) -> None:
+def drafting_from_quote(customers: CustomerLookup) -> Callable[[UnitOfWork, Event], Awaitable[None]]:
+    """The quote.accepted handler; `customers` answers for this service itself (no caller: the
+    event from the quote's owner is trusted), for the customer's name and type."""
+
+    async def handle(uow: UnitOfWork, event: Event) -> None:
+        await draft_from_quote(uow, event, customers)
+
+    return handle
+
+
+async def draft_from_quote(uow: UnitOfWork, event: Event, customers: CustomerLookup) -> None:
     """quote.accepted → exactly one draft per accepted quote, however often it is delivered (the
     quote id is unique among contracts, besides the consumer's processed-event log)."""
     accepted = event.message(opp_ev.QuoteAccepted)
@@ -141,14 +158,17 @@ async def draft_from_quote(uow: UnitOfWork, event: Event) -> None:
     repo = Repository(uow.session)
     if await repo.by_quote(quote_id) is not None:
         return
+    customer = await customers.customer(q.customer_id)
     lines = [model.parse_line(i, li.product, li.specification, li.quantity, "", li.unit_price, li.discount_percent,
                               li.tax_rate_percent) for i, li in enumerate(q.lines)]
+    model.check_lines_total(lines)
     now = _now()
     contract = Contract(
         id=new_id(), number=model.format_number(now.year, await repo.next_number(now.year)),
-        customer_id=uuid.UUID(q.customer_id), currency=model.parse_currency(q.currency or "CNY"),
+        customer_id=uuid.UUID(q.customer_id), currency=parse_currency(q.currency or "CNY"),
         lines=tuple(lines), owner_id=q.owner_id, team_id=q.team_id, department_path=q.department_path or "/",
         title=accepted.opportunity_name[:200], opportunity_id=uuid.UUID(q.opportunity_id) if q.opportunity_id else None,
+        customer_name=customer.name[:300], customer_type=customer.customer_type,
         quote_id=quote_id, created_by=event.actor or q.owner_id)
     await _draft(uow, repo, contract)
 
@@ -160,7 +180,7 @@ async def get_contract(uow: UnitOfWork, principal: Principal, contract_id: uuid.
 async def list_contracts(uow: UnitOfWork, principal: Principal, *, page_token: str, limit: int,
                          **filters: Any) -> tuple[list[Contract], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     items = await Repository(uow.session).list(principal, after=cursor.values if cursor else None,
                                                limit=size + 1, filters=filters)
     token = ""
@@ -183,9 +203,7 @@ async def update_contract(uow: UnitOfWork, principal: Principal, contract_id: uu
     # What is given replaces, what is left out stays (lines as a whole).
     changed = replace(current, lines=tuple(t.lines) if t.lines else current.lines,
                       title=t.title.strip() or current.title,
-                      customer_name=t.customer_name.strip() or current.customer_name,
-                      customer_type=t.customer_type or current.customer_type,
-                      currency=model.parse_currency(t.currency or current.currency),
+                      currency=parse_currency(t.currency or current.currency),
                       start_date=t.start_date or current.start_date, end_date=t.end_date or current.end_date,
                       renewal_date=t.renewal_date or current.renewal_date)
     model.check_term(changed.start_date, changed.end_date)
@@ -301,10 +319,13 @@ async def submit(uow: UnitOfWork, principal: Principal, contract_id: uuid.UUID, 
     return saved, steps
 
 
-async def list_steps(uow: UnitOfWork, principal: Principal, contract_id: uuid.UUID) -> list[ap.Step]:
+async def list_steps(uow: UnitOfWork, principal: Principal,
+                     contract_id: uuid.UUID) -> tuple[Contract, list[ap.Step]]:
+    """The contract's approval steps (every attempt), with the contract they belong to (its number,
+    amount, customer and submitter go on each step)."""
     repo = Repository(uow.session)
-    await _contract(repo, principal, contract_id)
-    return await repo.steps(contract_id)
+    contract = await _contract(repo, principal, contract_id)
+    return contract, await repo.steps(contract_id)
 
 
 async def my_approvals(uow: UnitOfWork, principal: Principal) -> list[tuple[ap.Step, Contract]]:
@@ -313,9 +334,11 @@ async def my_approvals(uow: UnitOfWork, principal: Principal) -> list[tuple[ap.S
     today = _now().date()
     delegators = [d.delegator_id for d in await repo.delegations_to(principal.subject) if d.active_on(today)]
     found = await repo.pending_for([principal.subject, *delegators])
+    # Nobody decides their own contract, not even as a delegate: such steps stay with the approver.
     return [(s, c) for s, c in found
-            if (principal.subject in s.approver_ids and principal.subject not in s.approved_by)
-            or any(d in s.approver_ids and d not in s.approved_by for d in delegators)]
+            if principal.subject not in (c.submitted_by, c.owner_id)
+            and ((principal.subject in s.approver_ids and principal.subject not in s.approved_by)
+                 or any(d in s.approver_ids and d not in s.approved_by for d in delegators))]
 
 
 async def decide(uow: UnitOfWork, principal: Principal, step_id: uuid.UUID, decision: ap.Decision, reason: str,
@@ -333,9 +356,11 @@ async def decide(uow: UnitOfWork, principal: Principal, step_id: uuid.UUID, deci
     if contract.status is not Status.PENDING_APPROVAL or step.attempt != contract.approval_attempt:
         raise Conflict("this step belongs to an approval that is over", reason="STEP_NOT_PENDING",
                        metadata={"step_state": step.state.value, "contract_status": contract.status.value})
+    ap.check_open(step, await repo.steps(contract.id, contract.approval_attempt))
     if step.state is not ap.StepState.PENDING:
         raise Conflict(f"this step is {step.state.value}, not pending: someone decided it first",
                        reason="STEP_NOT_PENDING", metadata={"step_state": step.state.value})
+    ap.check_not_own_contract(principal.subject, contract.submitted_by, contract.owner_id)
     on_behalf = ap.acting_for(step, principal.subject, await repo.delegations_to(principal.subject), now.date())
     decided = await repo.save_step(ap.decide(step, principal.subject, on_behalf, decision, reason, now))
     later = [s for s in await repo.steps(contract.id, contract.approval_attempt) if s.position > step.position]
@@ -541,7 +566,7 @@ async def renewals(uow: UnitOfWork, principal: Principal, within_months: int) ->
     return await Repository(uow.session).ending_between(principal, today, model.add_months(today, within_months))
 
 
-async def create_renewal(uow: UnitOfWork, principal: Principal, contract_id: uuid.UUID) -> Contract:
+async def create_renewal(uow: UnitOfWork, principal: Principal, contract_id: uuid.UUID, owners: Owners) -> Contract:
     """A draft renewal: same customer and lines, the next term of the same length."""
     repo = Repository(uow.session)
     before = await _contract(repo, principal, contract_id)
@@ -551,7 +576,7 @@ async def create_renewal(uow: UnitOfWork, principal: Principal, contract_id: uui
         currency=before.currency, title=before.title, customer_name=before.customer_name,
         customer_type=before.customer_type, opportunity_id=before.opportunity_id, start_date=start, end_date=end,
         owner_id=before.owner_id if principal.subject != before.owner_id else "", team_id=before.team_id,
-        predecessor_id=before.id))
+        predecessor_id=before.id), owners)
 
 
 # Periodic passes (run by the background task; each callable directly in tests) ------------------

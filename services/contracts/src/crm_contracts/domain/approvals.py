@@ -442,6 +442,26 @@ def acting_for(step: Step, actor: str, delegations: list[Delegation], today: dt.
                            reason="NOT_THE_APPROVER")
 
 
+def check_not_own_contract(actor: str, submitted_by: str, owner_id: str) -> None:
+    """Nobody approves their own contract (issue 12): not as an approver (resolution already leaves
+    the submitter out) and not as an approver's delegate. The step stays with its approver, who
+    may decide it or name another delegate."""
+    if actor in (submitted_by, owner_id):
+        raise PermissionDenied("you may not decide an approval step of a contract you submitted or own; "
+                               "the step stays with its approver", reason="OWN_CONTRACT")
+
+
+def check_open(step: Step, steps_of_attempt: list[Step]) -> None:
+    """A step not reached yet says so, and which step is waiting for a decision."""
+    if step.state is StepState.WAITING:
+        current = next((s for s in steps_of_attempt if s.state is StepState.PENDING), None)
+        waiting = f"step {current.position} ({current.name}) is waiting for a decision" if current \
+            else "an earlier step is not decided yet"
+        raise Conflict(f"this step is not yet open: {waiting}", reason="STEP_NOT_OPEN",
+                       metadata={"step_position": str(step.position),
+                                 "open_step_position": str(current.position) if current else ""})
+
+
 def decide(step: Step, actor: str, on_behalf_of: str, decision: Decision, reason: str,
            now: dt.datetime) -> Step:
     """The step after one decision. Reject and return need a reason. In an all-mode step an
@@ -451,7 +471,7 @@ def decide(step: Step, actor: str, on_behalf_of: str, decision: Decision, reason
                        reason="STEP_NOT_PENDING", metadata={"step_state": step.state.value})
     reason = reason.strip()
     if decision is not Decision.APPROVE and not reason:
-        raise InvalidArgument.of("reason", f"is required to {decision.value}")
+        raise InvalidArgument.of("reason", f"a reason is required to {decision.value}")
     if len(reason) > 2000:
         raise InvalidArgument.of("reason", "must be at most 2000 characters")
     acting = on_behalf_of if on_behalf_of != actor else ""

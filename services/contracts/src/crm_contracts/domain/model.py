@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from crmkit.errors import Conflict, FieldViolation, InvalidArgument, StaleVersion
-from crmkit.money import HUNDRED, cents, parse_decimal
+from crmkit.money import HUNDRED, bounded_total, cents, line_total, parse_decimal
 
 MAX_LINES = 500
 MAX_INSTALMENTS = 120
@@ -22,13 +22,6 @@ CUSTOMER_TYPES = ("", "domestic", "foreign")
 
 
 
-
-
-def parse_currency(code: str, field_name: str = "currency") -> str:
-    code = (code or "").strip().upper()
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
-        raise InvalidArgument.of(field_name, "must be an ISO 4217 code such as CNY")
-    return code
 
 
 def parse_date(value: str, field_name: str) -> dt.date | None:
@@ -133,9 +126,10 @@ def parse_line(i: int, product: str, specification: str, quantity: str, unit: st
     qty = parse_decimal(quantity, f"{prefix}.quantity")
     if qty <= 0:
         raise InvalidArgument.of(f"{prefix}.quantity", "must be positive")
+    price = parse_decimal(unit_price, f"{prefix}.unit_price")
+    line_total(qty, price, f"{prefix}.unit_price")
     return Line(product=product, specification=(specification or "").strip()[:2000], quantity=qty,
-                unit=(unit or "").strip()[:20] or "pcs",
-                unit_price=parse_decimal(unit_price, f"{prefix}.unit_price"),
+                unit=(unit or "").strip()[:20] or "pcs", unit_price=price,
                 discount_percent=parse_decimal(discount_percent, f"{prefix}.discount_percent", default="0",
                                                maximum=HUNDRED),
                 tax_rate_percent=parse_decimal(tax_rate_percent, f"{prefix}.tax_rate_percent", default="0",
@@ -151,6 +145,11 @@ class Totals:
     @property
     def gross(self) -> Decimal:
         return self.net + self.tax
+
+
+def check_lines_total(lines: tuple[Line, ...] | list[Line]) -> None:
+    """The contract amount (net plus tax of every line) stays below the maximum amount."""
+    bounded_total((li.amount + li.tax_amount for li in lines), "lines")
 
 
 def totals(lines: tuple[Line, ...] | list[Line]) -> Totals:
@@ -226,6 +225,8 @@ class Contract:
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     expiring_noticed_for: dt.date | None = None
+    # Who owned it when it was signed: the credit, kept when the customer moves to another owner.
+    signed_by: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -267,7 +268,7 @@ def sign(contract: Contract, sign_date: dt.date, today: dt.date) -> Contract:
     check_transition(contract.status, Status.SIGNED)
     if sign_date > today:
         raise InvalidArgument.of("sign_date", "must not be in the future")
-    return replace(contract, status=Status.SIGNED, sign_date=sign_date)
+    return replace(contract, status=Status.SIGNED, sign_date=sign_date, signed_by=contract.owner_id)
 
 
 def due_for_activation(contract: Contract, today: dt.date) -> bool:
@@ -293,6 +294,9 @@ def renewal_term(contract: Contract) -> tuple[dt.date | None, dt.date | None]:
     """The renewal's term: from the day after the predecessor ends, for as long."""
     if contract.start_date is None or contract.end_date is None:
         return None, None
+    if (dt.date.max - contract.end_date).days <= (contract.end_date - contract.start_date).days:
+        raise Conflict("the renewal's term would end after 9999-12-31, the last date there is",
+                       reason="RENEWAL_BEYOND_CALENDAR")
     start = contract.end_date + dt.timedelta(days=1)
     return start, start + (contract.end_date - contract.start_date)
 

@@ -72,7 +72,28 @@ def _contact_out(contact: Contact) -> pb.Contact:
     return contact_to_pb(contact, reveal=current_principal().sees_sensitive)
 
 
+# Defence in depth (R-SEC-03): what each RPC needs, checked by the shared interceptor; the
+# gateway checks the same, and the data scope is checked per record in the use cases.
+_READ, _WRITE, _DELETE, _EXPORT = "customers.read", "customers.write", "customers.delete", "customers.export"
+_LEADS_READ, _LEADS_WRITE, _LEADS_ASSIGN = "leads.read", "leads.write", "leads.assign"
+PERMISSIONS = {
+    "CreateCustomer": _WRITE, "GetCustomer": _READ, "UpdateCustomer": _WRITE, "DeleteCustomer": _DELETE,
+    "ListCustomers": _READ, "AddContact": _WRITE, "UpdateContact": _WRITE, "RemoveContact": _WRITE,
+    "ListContacts": _READ, "RecordFollowUp": _WRITE, "ListFollowUps": _READ, "ListIndustries": _READ,
+    "CreateIndustry": "industries.manage", "ListTags": _READ,
+    "StartImport": _WRITE, "GetImport": _WRITE, "CommitImport": _WRITE, "RevertImport": _WRITE,
+    "ListImportIssues": _WRITE, "GetImportTemplate": _WRITE, "ExportCustomers": _EXPORT,
+    "CreateImportUpload": _WRITE, "AppendImportUploadChunk": _WRITE, "GetImportUpload": _WRITE,
+    "ListDuplicateCustomers": _READ, "MergeCustomers": _WRITE, "DismissDuplicate": _WRITE,
+    "CreateLead": _LEADS_WRITE, "BatchCreateLeads": _LEADS_WRITE, "GetLead": _LEADS_READ, "ListLeads": _LEADS_READ,
+    "UpdateLeadStatus": _LEADS_WRITE, "AssignLead": _LEADS_WRITE, "ConvertLead": _LEADS_WRITE,
+    "LinkLeadOpportunity": _LEADS_WRITE, "ListAssignmentRules": _LEADS_ASSIGN, "CreateAssignmentRule": _LEADS_ASSIGN,
+    "UpdateAssignmentRule": _LEADS_ASSIGN, "GetLeadAttribution": _LEADS_READ, "ReassignCustomer": _WRITE,
+}
+
 class CustomersServicer(LeadsRpcs, MigrationRpcs, pb_grpc.CustomersServiceServicer):
+    permissions = PERMISSIONS
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._background: set[asyncio.Task[None]] = set()

@@ -55,7 +55,7 @@ from crm_customers.adapters.tables import (
     import_uploads,
     imports,
 )
-from crm_customers.app.messages import contact_to_pb, customer_to_pb
+from crm_customers.app.messages import contact_to_pb, customer_scope, customer_to_pb
 from crm_customers.domain.imports import (
     FIELDS,
     MAX_ROWS,
@@ -81,6 +81,7 @@ from crm_customers.domain.model import (
     normalise_customer,
 )
 from crm_customers.domain.text import clean
+from crmkit import limits
 from crmkit.auth import Principal
 from crmkit.auth.principal import SYSTEM
 from crmkit.db import UnitOfWork
@@ -101,7 +102,7 @@ MAX_FILE_BYTES = 7 * 1024 * 1024
 # Resumable uploads: a chunk fits one gRPC message; a file holds MAX_ROWS rows of a few hundred
 # bytes with room to spare; an unfinished upload is dropped after a day.
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
-MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+MAX_UPLOAD_BYTES = limits.IMPORT_UPLOAD_BYTES
 UPLOAD_TTL = dt.timedelta(hours=24)
 # A file read from the database spills from memory to a temporary file beyond this.
 SPOOL_BYTES = 1024 * 1024
@@ -145,8 +146,16 @@ class OwnerDirectory(Protocol):
 _owners: OwnerDirectory | None = None
 
 
+async def known_owner(user_id: str) -> Owner | None:
+    """`user_id` in identity's org chart (team, department path), when the directory is wired."""
+    if _owners is None:
+        return None
+    return (await _owners.resolve({user_id})).get(user_id)
+
+
 def configure_owners(directory: OwnerDirectory | None) -> None:
-    """Wiring (main.wire): where the owner column's logins are looked up."""
+    """Wiring (main.wire): where the owner column's logins (and a new owner's department on
+    reassignment) are looked up."""
     global _owners
     _owners = directory
 
@@ -536,7 +545,8 @@ async def _apply_batch(uow: UnitOfWork, repo: CustomerRepository, principal: Pri
             customer, contact = created[row.line]
             uow.emit(ev.CustomerCreated(customer=customer_to_pb(customer)), subject_id=str(customer.id))
             if contact is not None:
-                uow.emit(ev.ContactAdded(contact=contact_to_pb(contact)), subject_id=str(customer.id))
+                uow.emit(ev.ContactAdded(contact=contact_to_pb(contact), customer_scope=customer_scope(customer)),
+                         subject_id=str(customer.id))
             results[row.line] = ("create", [], customer.id, contact.id if contact else None, None)
         elif outcome == "update":
             assert match is not None
@@ -608,7 +618,8 @@ async def _update_from_row(uow: UnitOfWork, repo: CustomerRepository, principal:
         if row.contact.name.casefold() not in existing:
             contact = await repo.add_contact(replace(row.contact, id=new_id(), customer_id=customer_id,
                                                      is_key=False))
-            uow.emit(ev.ContactAdded(contact=contact_to_pb(contact)), subject_id=str(customer_id))
+            uow.emit(ev.ContactAdded(contact=contact_to_pb(contact), customer_scope=customer_scope(before)),
+                     subject_id=str(customer_id))
             contact_id = contact.id
     return "update", reasons, customer_id, contact_id, image
 
@@ -683,7 +694,8 @@ async def _revert_row(uow: UnitOfWork, repo: CustomerRepository, stored: Any) ->
         contact = await repo.get_contact(current.id, stored.contact_id, for_update=True)
         if contact is not None:
             await repo.remove_contact(contact.id)
-            uow.emit(ev.ContactRemoved(contact=contact_to_pb(contact)), subject_id=str(current.id))
+            uow.emit(ev.ContactRemoved(contact=contact_to_pb(contact), customer_scope=customer_scope(current)),
+                     subject_id=str(current.id))
     restored = replace(current, **_from_image(_open(stored.before, _BEFORE)))
     changed = changed_fields(current, restored)
     if changed:

@@ -20,7 +20,7 @@ from crm_customers.adapters.leads_repository import LeadRepository
 from crm_customers.adapters.repository import CustomerRepository, in_scope
 from crm_customers.adapters.tables import customers
 from crm_customers.app.lead_messages import lead_to_pb, money, rule_to_pb
-from crm_customers.app.messages import contact_to_pb, customer_to_pb
+from crm_customers.app.messages import contact_to_pb, customer_scope, customer_to_pb
 from crm_customers.app.use_cases import _check_references, _check_version, _reject_duplicate
 from crm_customers.domain import assignment, leads
 from crm_customers.domain.leads import Lead, LeadStatus
@@ -38,7 +38,7 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import AlreadyExists, Conflict, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from crmkit.events.envelope import Event
 from crmkit.ids import new_id
-from crmkit.pagination import decode_cursor, encode_cursor, page_size
+from crmkit.pagination import decode_cursor, encode_cursor, page_size, time_text, uuid_text
 from crmkit.scopes import may_assign
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ async def get_lead(uow: UnitOfWork, principal: Principal, lead_id: uuid.UUID) ->
 async def list_leads(uow: UnitOfWork, principal: Principal, *, page_token: str, limit: int,
                      **filters: Any) -> tuple[list[Lead], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     items = await LeadRepository(uow.session).list(principal, after=cursor.values if cursor else None,
                                                    limit=size + 1, filters=filters)
     token = ""
@@ -277,7 +277,8 @@ async def convert_lead(uow: UnitOfWork, principal: Principal, lead_id: uuid.UUID
     contact = await customer_repo.add_contact(normalise_contact(Contact(
         id=new_id(), customer_id=customer.id, name=lead.name, title=lead.title,
         phones=(lead.phone,) if lead.phone else (), email=lead.email)))
-    uow.emit(ev.ContactAdded(contact=contact_to_pb(contact)), subject_id=str(customer.id))
+    uow.emit(ev.ContactAdded(contact=contact_to_pb(contact), customer_scope=customer_scope(customer)),
+             subject_id=str(customer.id))
     saved = await repo.save(replace(lead, status=LeadStatus.CONVERTED, customer_id=customer.id, contact_id=contact.id,
                                     converted_at=_now(), version=lead.version + 1))
     uow.emit(ev.LeadConverted(lead=lead_to_pb(saved), customer_created=created), subject_id=str(saved.id))

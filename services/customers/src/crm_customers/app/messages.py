@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.common.v1 import lifecycle_pb2, money_pb2
 from crm.customers.v1 import customers_pb2 as pb
+from crm.customers.v1 import events_pb2 as ev
 from crm_customers.domain.masking import masked_contact, masked_customer
 from crm_customers.domain.model import (
     Address,
@@ -25,6 +26,12 @@ from crm_customers.domain.model import (
 )
 from crmkit.errors import InvalidArgument
 from crmkit.ids import parse_id
+
+
+def customer_scope(c: Customer) -> ev.CustomerScope:
+    """Whose customer a contact or follow-up event is about, so its consumers can tell who may read it."""
+    return ev.CustomerScope(owner_id=c.owner_id, team_id=c.team_id or "", department_path=c.department_path,
+                            has_signed_contract=c.has_signed_contract)
 
 
 def _enum_out(prefix: str, value: str) -> str:

@@ -15,7 +15,7 @@ from crm.contracts.v1 import events_pb2 as contracts_ev
 from crm.customers.v1 import events_pb2 as ev
 from crm_customers.adapters.repository import SORTS, CustomerRepository, sort_key
 from crm_customers.app import tiers
-from crm_customers.app.messages import contact_to_pb, customer_to_pb, follow_up_to_pb
+from crm_customers.app.messages import contact_to_pb, customer_scope, customer_to_pb, follow_up_to_pb
 from crm_customers.domain.model import (
     CONTACT_UPDATABLE_FIELDS,
     OWNERSHIP_FIELDS,
@@ -36,7 +36,7 @@ from crmkit.db import UnitOfWork
 from crmkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, StaleVersion
 from crmkit.events.envelope import Event
 from crmkit.ids import new_id
-from crmkit.pagination import decode_cursor, encode_cursor, page_size
+from crmkit.pagination import decode_cursor, encode_cursor, page_size, text_key, time_text, uuid_text
 from crmkit.scopes import may_assign
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ async def list_customers(uow: UnitOfWork, principal: Principal, *, page_token: s
         raise InvalidArgument.of("sort", f"must be one of {', '.join(SORTS)} (prefix - for descending)")
     size = page_size(limit)
     sort_name = ("-" if descending else "") + sort
-    cursor = decode_cursor(page_token, sort_name)
+    cursor = decode_cursor(page_token, sort_name, (text_key if sort == "name" else time_text, uuid_text))
     # Filters are cleaned like the values they match (a full-width search finds the folded name).
     filters = {key: clean(value) for key, value in filters.items()}
     items = await CustomerRepository(uow.session).list(
@@ -208,9 +208,10 @@ async def create_industry(uow: UnitOfWork, principal: Principal, code: str, name
 async def add_contact(uow: UnitOfWork, principal: Principal, customer_id: uuid.UUID,
                       fields: dict[str, Any]) -> Contact:
     repo = CustomerRepository(uow.session)
-    await _customer_in_scope(repo, principal, customer_id, for_update=True)
+    customer = await _customer_in_scope(repo, principal, customer_id, for_update=True)
     contact = await repo.add_contact(normalise_contact(Contact(id=new_id(), customer_id=customer_id, **fields)))
-    uow.emit(ev.ContactAdded(contact=contact_to_pb(contact)), subject_id=str(customer_id))
+    uow.emit(ev.ContactAdded(contact=contact_to_pb(contact), customer_scope=customer_scope(customer)),
+             subject_id=str(customer_id))
     await uow.commit()
     return contact
 
@@ -228,7 +229,7 @@ async def update_contact(uow: UnitOfWork, principal: Principal, customer_id: uui
     if unknown:
         raise InvalidArgument.of("update_mask", f"cannot update {', '.join(unknown)}")
     repo = CustomerRepository(uow.session)
-    await _customer_in_scope(repo, principal, customer_id)
+    customer = await _customer_in_scope(repo, principal, customer_id)
     before = await _contact_of(repo, customer_id, contact_id)
     _check_version(expected_version, before.version, "the contact")
     after = normalise_contact(replace(before, **{f: fields[f] for f in mask}))
@@ -236,8 +237,8 @@ async def update_contact(uow: UnitOfWork, principal: Principal, customer_id: uui
     if not changed:
         return before
     saved = await repo.save_contact(replace(after, version=before.version + 1))
-    uow.emit(ev.ContactUpdated(before=contact_to_pb(before), after=contact_to_pb(saved), changed_fields=changed),
-             subject_id=str(customer_id))
+    uow.emit(ev.ContactUpdated(before=contact_to_pb(before), after=contact_to_pb(saved), changed_fields=changed,
+                               customer_scope=customer_scope(customer)), subject_id=str(customer_id))
     await uow.commit()
     return saved
 
@@ -245,10 +246,11 @@ async def update_contact(uow: UnitOfWork, principal: Principal, customer_id: uui
 async def remove_contact(uow: UnitOfWork, principal: Principal, customer_id: uuid.UUID,
                          contact_id: uuid.UUID) -> None:
     repo = CustomerRepository(uow.session)
-    await _customer_in_scope(repo, principal, customer_id)
+    customer = await _customer_in_scope(repo, principal, customer_id)
     contact = await _contact_of(repo, customer_id, contact_id)
     await repo.remove_contact(contact_id)
-    uow.emit(ev.ContactRemoved(contact=contact_to_pb(contact)), subject_id=str(customer_id))
+    uow.emit(ev.ContactRemoved(contact=contact_to_pb(contact), customer_scope=customer_scope(customer)),
+             subject_id=str(customer_id))
     await uow.commit()
 
 
@@ -263,13 +265,14 @@ async def list_contacts(uow: UnitOfWork, principal: Principal, customer_id: uuid
 async def record_follow_up(uow: UnitOfWork, principal: Principal, customer_id: uuid.UUID,
                            fields: dict[str, Any]) -> FollowUp:
     repo = CustomerRepository(uow.session)
-    await _customer_in_scope(repo, principal, customer_id)
+    customer = await _customer_in_scope(repo, principal, customer_id)
     if fields.get("contact_id") and await repo.get_contact(customer_id, fields["contact_id"]) is None:
         raise InvalidArgument.of("contact_id", "is not a contact of this customer")
     follow_up = normalise_follow_up(FollowUp(id=new_id(), customer_id=customer_id, author_id=principal.subject,
                                              author_name=principal.name, **fields), _now())
     saved = await repo.add_follow_up(follow_up)
-    uow.emit(ev.FollowUpRecorded(follow_up=follow_up_to_pb(saved)), subject_id=str(customer_id))
+    uow.emit(ev.FollowUpRecorded(follow_up=follow_up_to_pb(saved), customer_scope=customer_scope(customer)),
+             subject_id=str(customer_id))
     await uow.commit()
     return saved
 
@@ -279,7 +282,7 @@ async def list_follow_ups(uow: UnitOfWork, principal: Principal, customer_id: uu
     repo = CustomerRepository(uow.session)
     await _customer_in_scope(repo, principal, customer_id)
     size = page_size(limit)
-    cursor = decode_cursor(page_token, "-occur_time")
+    cursor = decode_cursor(page_token, "-occur_time", (time_text, uuid_text))
     items = await repo.timeline(customer_id, after=cursor.values if cursor else None, limit=size + 1)
     next_token = ""
     if len(items) > size:

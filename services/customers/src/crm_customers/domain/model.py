@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from crm_customers.domain.tax_id import foreign_tax_id_problem, uscc_problem
 from crm_customers.domain.text import clean, strip_controls
+from crmkit import limits
 from crmkit.errors import FieldViolation, InvalidArgument
 
 
@@ -57,12 +58,13 @@ class FollowUpKind(StrEnum):
     OTHER = "other"
 
 
-MAX_NAME = 200
-MAX_TAGS = 20
-MAX_TAG = 50
-MAX_ADDRESSES = 10
-MAX_KEY_FACTS = 20
-MAX_BANK_ACCOUNTS = 10
+# One source with the gateway's schemas (crmkit.limits).
+MAX_NAME = limits.CUSTOMER_NAME
+MAX_TAGS = limits.CUSTOMER_TAGS
+MAX_TAG = limits.CUSTOMER_TAG
+MAX_ADDRESSES = limits.CUSTOMER_ADDRESSES
+MAX_KEY_FACTS = limits.FOLLOW_UP_KEY_FACTS
+MAX_BANK_ACCOUNTS = limits.CUSTOMER_BANK_ACCOUNTS
 _ACCOUNT_NUMBER = re.compile(r"^[A-Z0-9]{4,34}$")
 # What a masked value looks like: sent back unchanged it must not overwrite the real one.
 MASK_CHAR = "*"
@@ -154,8 +156,8 @@ def normalise_customer(customer: Customer) -> Customer:
         if problem:
             problems.add("tax_id", problem)
     region = clean(customer.region)
-    if len(region) > 100:
-        problems.add("region", "must be at most 100 characters")
+    if len(region) > limits.CUSTOMER_REGION:
+        problems.add("region", f"must be at most {limits.CUSTOMER_REGION} characters")
     tags = normalise_tags(customer.tags, problems)
     if len(customer.addresses) > MAX_ADDRESSES:
         problems.add("addresses", f"at most {MAX_ADDRESSES} addresses")
@@ -196,6 +198,10 @@ def _normalise_address(address: Address, index: int, problems: _Problems) -> Add
     line = clean(address.line)
     if not line:
         problems.add(f"addresses[{index}].line", "is required")
+    for name, limit in (("line", limits.ADDRESS_LINE), ("city", limits.ADDRESS_CITY),
+                        ("province", limits.ADDRESS_PROVINCE), ("postal_code", limits.ADDRESS_POSTAL_CODE)):
+        if len(clean(getattr(address, name))) > limit:
+            problems.add(f"addresses[{index}].{name}", f"must be at most {limit} characters")
     country = clean(address.country).upper() or "CN"
     if not _COUNTRY.match(country):
         problems.add(f"addresses[{index}].country", "must be an ISO 3166-1 alpha-2 code such as CN or DE")
@@ -249,13 +255,16 @@ def normalise_contact(contact: Contact, default_region: str = "CN") -> Contact:
     name = clean(contact.name)
     if not name:
         problems.add("name", "is required")
-    elif len(name) > 100:
-        problems.add("name", "must be at most 100 characters")
+    elif len(name) > limits.CONTACT_NAME:
+        problems.add("name", f"must be at most {limits.CONTACT_NAME} characters")
     title = clean(contact.title)
-    if len(title) > 100:
-        problems.add("title", "must be at most 100 characters")
+    if len(title) > limits.CONTACT_TITLE:
+        problems.add("title", f"must be at most {limits.CONTACT_TITLE} characters")
     phones = []
-    for i, phone in enumerate(contact.phones[:10]):
+    for i, phone in enumerate(contact.phones[:limits.CONTACT_PHONES]):
+        if len(phone) > limits.CONTACT_PHONE:
+            problems.add(f"phones[{i}]", f"must be at most {limits.CONTACT_PHONE} characters")
+            continue
         if MASK_CHAR in phone:
             problems.add(f"phones[{i}]", "is a masked value; send the full phone number")
             continue
@@ -266,8 +275,8 @@ def normalise_contact(contact: Contact, default_region: str = "CN") -> Contact:
             phones.append(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
         except phonenumbers.NumberParseException:
             problems.add(f"phones[{i}]", f"{phone!r} is not a valid phone number")
-    if len(contact.phones) > 10:
-        problems.add("phones", "at most 10 phone numbers")
+    if len(contact.phones) > limits.CONTACT_PHONES:
+        problems.add("phones", f"at most {limits.CONTACT_PHONES} phone numbers")
     email = clean(contact.email)
     if email:
         try:
@@ -275,8 +284,8 @@ def normalise_contact(contact: Contact, default_region: str = "CN") -> Contact:
         except EmailNotValidError as exc:
             problems.add("email", str(exc))
     wechat = clean(contact.wechat)
-    if len(wechat) > 64:
-        problems.add("wechat", "must be at most 64 characters")
+    if len(wechat) > limits.CONTACT_WECHAT:
+        problems.add("wechat", f"must be at most {limits.CONTACT_WECHAT} characters")
     problems.raise_if_any("the contact")
     return replace(contact, name=name, title=title, phones=tuple(dict.fromkeys(phones)), email=email,
                    wechat=wechat)
@@ -302,16 +311,17 @@ def normalise_follow_up(follow_up: FollowUp, now: dt.datetime) -> FollowUp:
     summary = clean(follow_up.summary)
     if not summary:
         problems.add("summary", "is required")
-    elif len(summary) > 500:
-        problems.add("summary", "must be at most 500 characters")
+    elif len(summary) > limits.FOLLOW_UP_SUMMARY:
+        problems.add("summary", f"must be at most {limits.FOLLOW_UP_SUMMARY} characters")
     content = strip_controls(follow_up.content).strip()
-    if len(content) > 20_000:
-        problems.add("content", "must be at most 20000 characters")
+    if len(content) > limits.FOLLOW_UP_CONTENT:
+        problems.add("content", f"must be at most {limits.FOLLOW_UP_CONTENT} characters")
     if follow_up.occurred_at > now + MAX_CLOCK_SKEW:
         problems.add("occurred_at", "cannot be in the future; record follow-ups that happened")
     facts = tuple(f for f in (clean(f) for f in follow_up.key_facts) if f)
-    if len(facts) > MAX_KEY_FACTS or any(len(f) > 200 for f in facts):
-        problems.add("key_facts", f"at most {MAX_KEY_FACTS} facts of at most 200 characters each")
+    if len(facts) > MAX_KEY_FACTS or any(len(f) > limits.FOLLOW_UP_KEY_FACT for f in facts):
+        problems.add("key_facts",
+                     f"at most {MAX_KEY_FACTS} facts of at most {limits.FOLLOW_UP_KEY_FACT} characters each")
     problems.raise_if_any("the follow-up")
     return replace(follow_up, summary=summary, content=content, key_facts=facts)
 

@@ -135,6 +135,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             user = await org.get_user(uow, current_principal(), parse_id(request.id))
         return pb.GetUserResponse(user=user_to_pb(user))
 
+    async def GetMe(self, request: pb.GetMeRequest, context: grpc.aio.ServicerContext) -> Any:
+        async with self._uow() as uow:
+            me = await org.me(uow, current_principal())
+        return pb.GetMeResponse(user=user_to_pb(me.user),
+                                department=department_to_pb(me.department) if me.department else None,
+                                teams=[team_to_pb(t) for t in me.teams],
+                                manager=user_to_pb(me.manager) if me.manager else None)
+
     async def UpdateUser(self, request: pb.UpdateUserRequest, context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
             user = await org.update_user(uow, current_principal(), parse_id(request.user.id, "user.id"),
@@ -146,7 +154,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         async with self._uow() as uow:
             items, token = await org.list_users(
                 uow, current_principal(), department_id=opt_id(request.department_id, "department_id"),
-                team_id=opt_id(request.team_id, "team_id"), role=request.role, limit=request.page_size,
+                team_id=opt_id(request.team_id, "team_id"), role=request.role, login=request.login,
+                name=request.name, limit=request.page_size,
                 page_token=request.page_token)
         return pb.ListUsersResponse(users=[user_to_pb(u) for u in items], next_page_token=token)
 

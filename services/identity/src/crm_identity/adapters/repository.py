@@ -29,7 +29,7 @@ from crm_identity.domain.audit import GENESIS, ChainLink, hash_of
 from crm_identity.domain.model import ApiKey, AuditEntry, Department, PartnerClient, Role, Team, User, UserStatus
 from crm_identity.domain.passwords import LockState
 from crmkit.auth import DataScope
-from crmkit.pagination import decode_cursor, encode_cursor
+from crmkit.pagination import bigint, decode_cursor, encode_cursor, text_key, uuid_text
 
 # Audit entries are appended one at a time, in one order, across every replica.
 AUDIT_LOCK_KEY = 0x415544495431  # "AUDIT1"
@@ -85,7 +85,7 @@ async def count_roots(s: AsyncSession) -> int:
 async def list_departments(s: AsyncSession, *, limit: int, page_token: str) -> tuple[list[Department], str]:
     sort = "path"
     query = select(departments).order_by(departments.c.path).limit(limit + 1)
-    cursor = decode_cursor(page_token, sort)
+    cursor = decode_cursor(page_token, sort, (text_key,))
     if cursor:
         query = query.where(departments.c.path > cursor.values[0])
     rows, token = _page((await s.execute(query)).all(), limit, sort, lambda r: [r.path])
@@ -119,7 +119,7 @@ async def list_teams(s: AsyncSession, *, department_id: uuid.UUID | None, limit:
     query = select(teams).order_by(teams.c.id).limit(limit + 1)
     if department_id:
         query = query.where(teams.c.department_id == department_id)
-    cursor = decode_cursor(page_token, sort)
+    cursor = decode_cursor(page_token, sort, (uuid_text,))
     if cursor:
         query = query.where(teams.c.id > uuid.UUID(str(cursor.values[0])))
     rows, token = _page((await s.execute(query)).all(), limit, sort, lambda r: [str(r.id)])
@@ -216,17 +216,26 @@ async def _set_links(s: AsyncSession, u: User) -> None:
         await s.execute(insert(user_roles), [{"user_id": u.id, "role": r} for r in u.roles])
 
 
+async def teams_by_ids(s: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Team]:
+    return [_team(r) for r in await s.execute(select(teams).where(teams.c.id.in_(ids)).order_by(teams.c.name))]
+
+
 async def list_users(s: AsyncSession, *, department_id: uuid.UUID | None, team_id: uuid.UUID | None, role: str,
-                     limit: int, page_token: str) -> tuple[list[User], str]:
+                     login: str, name: str, limit: int, page_token: str) -> tuple[list[User], str]:
     sort = "login"
     query = select(*_USER_COLUMNS).order_by(users.c.login).limit(limit + 1)
+    if login:
+        query = query.where(users.c.login == login)
+    if name:
+        query = query.where(users.c.display_name.icontains(name, autoescape=True)
+                            | users.c.login.icontains(name, autoescape=True))
     if department_id:
         query = query.where(users.c.department_id == department_id)
     if team_id:
         query = query.where(users.c.id.in_(select(user_teams.c.user_id).where(user_teams.c.team_id == team_id)))
     if role:
         query = query.where(users.c.id.in_(select(user_roles.c.user_id).where(user_roles.c.role == role)))
-    cursor = decode_cursor(page_token, sort)
+    cursor = decode_cursor(page_token, sort, (text_key,))
     if cursor:
         query = query.where(users.c.login > str(cursor.values[0]))
     rows, token = _page((await s.execute(query)).all(), limit, sort, lambda r: [r.login])
@@ -296,7 +305,7 @@ async def save_role(s: AsyncSession, r: Role) -> None:
 async def list_roles(s: AsyncSession, *, limit: int, page_token: str) -> tuple[list[Role], str]:
     sort = "name"
     query = select(roles).order_by(roles.c.name).limit(limit + 1)
-    cursor = decode_cursor(page_token, sort)
+    cursor = decode_cursor(page_token, sort, (text_key,))
     if cursor:
         query = query.where(roles.c.name > str(cursor.values[0]))
     rows, token = _page((await s.execute(query)).all(), limit, sort, lambda r: [r.name])
@@ -382,7 +391,7 @@ async def get_client(s: AsyncSession, client_id: str) -> PartnerClient | None:
 async def list_clients(s: AsyncSession, *, limit: int, page_token: str) -> tuple[list[PartnerClient], str]:
     sort = "client_id"
     query = select(partner_clients).order_by(partner_clients.c.client_id).limit(limit + 1)
-    cursor = decode_cursor(page_token, sort)
+    cursor = decode_cursor(page_token, sort, (text_key,))
     if cursor:
         query = query.where(partner_clients.c.client_id > str(cursor.values[0]))
     rows, token = _page((await s.execute(query)).all(), limit, sort, lambda r: [r.client_id])
@@ -429,7 +438,7 @@ async def list_api_keys(s: AsyncSession, *, client_id: str, limit: int, page_tok
     query = select(*_KEY_COLUMNS).order_by(api_keys.c.id).limit(limit + 1)
     if client_id:
         query = query.where(api_keys.c.client_id == client_id)
-    cursor = decode_cursor(page_token, sort)
+    cursor = decode_cursor(page_token, sort, (uuid_text,))
     if cursor:
         query = query.where(api_keys.c.id > uuid.UUID(str(cursor.values[0])))
     rows, token = _page((await s.execute(query)).all(), limit, sort, lambda r: [str(r.id)])
@@ -484,7 +493,7 @@ async def list_audit_entries(s: AsyncSession, *, entity: str, entity_id: str, ac
         conditions.append(audit_entries.c.occurred_at >= from_time)
     if to_time:
         conditions.append(audit_entries.c.occurred_at < to_time)
-    cursor = decode_cursor(page_token, sort)
+    cursor = decode_cursor(page_token, sort, (bigint,))
     if cursor:
         conditions.append(audit_entries.c.sequence < int(cursor.values[0]))
     query = (select(audit_entries).where(and_(*conditions) if conditions else or_(True))

@@ -19,7 +19,7 @@ from crm_identity.domain.passwords import check_login, check_password
 from crmkit.auth import DataScope, Principal
 from crmkit.db import UnitOfWork
 from crmkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied, StaleVersion
-from crmkit.ids import new_id
+from crmkit.ids import new_id, parse_id
 from crmkit.pagination import page_size
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
@@ -229,10 +229,31 @@ async def update_user(uow: UnitOfWork, principal: Principal, user_id: uuid.UUID,
 
 
 async def list_users(uow: UnitOfWork, principal: Principal, *, department_id: uuid.UUID | None,
-                     team_id: uuid.UUID | None, role: str, limit: int, page_token: str) -> tuple[list[User], str]:
+                     team_id: uuid.UUID | None, role: str, login: str, name: str, limit: int,
+                     page_token: str) -> tuple[list[User], str]:
     require(principal, "org.read")
     return await repo.list_users(uow.session, department_id=department_id, team_id=team_id, role=role,
-                                 limit=page_size(limit), page_token=page_token)
+                                 login=login.strip(), name=name.strip(), limit=page_size(limit), page_token=page_token)
+
+
+@dataclasses.dataclass(frozen=True)
+class Me:
+    user: User
+    department: Department | None
+    teams: list[Team]
+    manager: User | None
+
+
+async def me(uow: UnitOfWork, principal: Principal) -> Me:
+    """The calling user and where they sit: anyone signed in may read this about themselves."""
+    if principal.kind != "user":
+        raise NotFound(f"the caller is a {principal.kind}, not a user")
+    user = await repo.get_user(uow.session, parse_id(principal.subject, "subject"))
+    if user is None:
+        raise NotFound(f"user {principal.subject} not found")
+    department = await repo.get_department(uow.session, user.department_id) if user.department_id else None
+    manager = await repo.get_user(uow.session, user.manager_id) if user.manager_id else None
+    return Me(user, department, await repo.teams_by_ids(uow.session, user.team_ids), manager)
 
 
 async def set_password(uow: UnitOfWork, principal: Principal, user_id: uuid.UUID, *, current_password: str,

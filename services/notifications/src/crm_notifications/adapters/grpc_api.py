@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm.notifications.v1 import notifications_pb2 as pb
 from crm.notifications.v1 import notifications_pb2_grpc as pb_grpc
+from crm_notifications.adapters.directory import Directory
 from crm_notifications.app import use_cases
 from crm_notifications.app.messages import (
     delivery_to_pb,
@@ -30,8 +31,10 @@ def _robots(rule: pb.Rule) -> list[tuple[str, str, str, str]]:
 
 
 class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], directory: Directory | None = None) -> None:
         self._sessions = sessions
+        # Who holds which role, for rules that name roles (None in tests of the API alone).
+        self._directory = directory
 
     def _uow(self) -> UnitOfWork:
         return UnitOfWork(self._sessions, SOURCE, actor=current_principal().subject)
@@ -88,18 +91,18 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
     async def CreateRule(self, request: pb.CreateRuleRequest, context: grpc.aio.ServicerContext) -> Any:
         r = request.rule
         async with self._uow() as uow:
-            rule = await use_cases.create_rule(uow, current_principal(), name=r.name, event_subject=r.event_subject,
-                                               kind=r.kind, recipients=list(r.recipients), robots=_robots(r),
-                                               enabled=r.enabled)
+            rule = await use_cases.create_rule(uow, current_principal(), directory=self._directory, name=r.name,
+                                               event_subject=r.event_subject, kind=r.kind,
+                                               recipients=list(r.recipients), robots=_robots(r), enabled=r.enabled)
         return pb.CreateRuleResponse(rule=rule_to_pb(rule))
 
     async def UpdateRule(self, request: pb.UpdateRuleRequest, context: grpc.aio.ServicerContext) -> Any:
         r = request.rule
         async with self._uow() as uow:
             rule = await use_cases.update_rule(
-                uow, current_principal(), parse_id(r.id, "rule.id"), name=r.name, event_subject=r.event_subject,
-                kind=r.kind, recipients=list(r.recipients), robots=_robots(r), enabled=r.enabled,
-                expected_version=request.expected_version)
+                uow, current_principal(), parse_id(r.id, "rule.id"), directory=self._directory, name=r.name,
+                event_subject=r.event_subject, kind=r.kind, recipients=list(r.recipients), robots=_robots(r),
+                enabled=r.enabled, expected_version=request.expected_version)
         return pb.UpdateRuleResponse(rule=rule_to_pb(rule))
 
     async def DeleteRule(self, request: pb.DeleteRuleRequest, context: grpc.aio.ServicerContext) -> Any:

@@ -22,6 +22,7 @@ from crm_notifications.adapters.tables import (
     webhooks,
 )
 from crm_notifications.domain.model import Channel, Preferences, Robot, Rule
+from crmkit.auth import Principal
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Webhook:
     created_at: dt.datetime
     created_by: str
     secret: str = ""
+    # What its creator may read: all the webhook may carry (None: unknown, so nothing).
+    owner: Principal | None = None
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,21 @@ def _rule(r: Row[Any]) -> Rule:
     return Rule(id=r.id, name=r.name, event_subject=r.event_subject, kind=r.kind, recipients=tuple(r.recipients),
                 robots=tuple(Robot(Channel(b["kind"]), b["url"], b.get("secret", ""), b.get("locale", "zh-CN"))
                              for b in r.robots),
-                enabled=r.enabled, version=r.version, updated_at=r.updated_at, updated_by=r.updated_by)
+                enabled=r.enabled, version=r.version, updated_at=r.updated_at, updated_by=r.updated_by,
+                owner=_access(r.owner_access))
 
 
 def _webhook(r: Row[Any]) -> Webhook:
-    return Webhook(r.id, r.url, tuple(r.event_types), r.description, r.enabled, r.created_at, r.created_by, r.secret)
+    return Webhook(r.id, r.url, tuple(r.event_types), r.description, r.enabled, r.created_at, r.created_by, r.secret,
+                   owner=_access(r.owner_access))
+
+
+def _access(claims: dict[str, Any] | None) -> Principal | None:
+    return Principal.from_claims(claims) if claims else None
+
+
+def _claims(access: Principal | None) -> dict[str, Any] | None:
+    return access.to_claims() if access is not None else None
 
 
 def _delivery(r: Row[Any], history: tuple[Attempt, ...] = ()) -> Delivery:
@@ -123,7 +136,8 @@ class Repository:
     async def save_rule(self, rule: Rule, *, new: bool) -> None:
         values = {"name": rule.name, "event_subject": rule.event_subject, "kind": rule.kind,
                   "recipients": list(rule.recipients), "robots": _robots_json(rule.robots), "enabled": rule.enabled,
-                  "version": rule.version, "updated_at": rule.updated_at, "updated_by": rule.updated_by}
+                  "version": rule.version, "updated_at": rule.updated_at, "updated_by": rule.updated_by,
+                  "owner_access": _claims(rule.owner)}
         if new:
             await self.s.execute(insert(rules).values(id=rule.id, **values))
         else:
@@ -220,7 +234,8 @@ class Repository:
     async def add_webhook(self, hook: Webhook) -> None:
         await self.s.execute(insert(webhooks).values(
             id=hook.id, url=hook.url, event_types=list(hook.event_types), description=hook.description,
-            secret=hook.secret, enabled=hook.enabled, created_at=hook.created_at, created_by=hook.created_by))
+            secret=hook.secret, enabled=hook.enabled, created_at=hook.created_at, created_by=hook.created_by,
+            owner_access=_claims(hook.owner)))
 
     async def delete_webhook(self, webhook_id: uuid.UUID) -> bool:
         return (await self.s.execute(delete(webhooks).where(webhooks.c.id == webhook_id)

@@ -36,6 +36,8 @@ rules = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_by", Text, nullable=False, server_default=""),
+    # The claims of who saved the rule: what its robots may carry (domain/audience.py).
+    Column("owner_access", JSONB),
     Index("rules_subject", "event_subject"),
 )
 
@@ -89,6 +91,8 @@ webhooks = Table(
     Column("enabled", Boolean, nullable=False, server_default="true"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("created_by", Text, nullable=False, server_default=""),
+    # The claims of who created the webhook: what it may carry (domain/audience.py).
+    Column("owner_access", JSONB),
 )
 
 # The durable delivery queue and its log: one row per event × recipient × channel.

@@ -1,4 +1,6 @@
-"""From an event to notifications (R-NOT-01): the rules for its subject name the people; each
+"""From an event to notifications (R-NOT-01): the rules for its subject name the people; only
+those who could read the event's record through the API are told, masked as the API would mask
+it for them (domain/audience.py), and robots and webhooks likewise for their owner; each
 person's preferences pick the channels; their locale picks the template. In-app items are written
 at once (and published for live push); email, robots and webhooks are queued as deliveries for
 the worker. Runs in the consumer's unit of work, so it all commits with the processed-event mark.
@@ -23,6 +25,7 @@ from crm.notifications.v1 import events_pb2 as ev
 from crm.sap.v1 import events_pb2 as _sap  # noqa: F401
 from crm_notifications.adapters.directory import Directory
 from crm_notifications.adapters.repository import InboxItem, Repository
+from crm_notifications.domain import audience
 from crm_notifications.domain.model import Channel, Person, Rule, user_ids_in, webhook_matches
 from crm_notifications.domain.schedule import first_attempt
 from crm_notifications.domain.templates import render
@@ -87,12 +90,16 @@ class Notifier:
         for rule in matching_rules:
             await self._apply_rule(uow, repo, rule, event, data, now)
         for hook in hooks:
+            if hook.owner is None or not audience.may_read(hook.owner, event.subject, data):
+                continue  # the webhook's owner may not read this record: neither may the webhook
             await repo.enqueue(delivery_id=new_id(), event_id=event.id, channel=Channel.WEBHOOK,
                                recipient=str(hook.id), kind=event.subject, target=hook.url,
-                               payload=envelope(event, data), digest=False, first_attempt=now, now=now)
+                               payload=envelope(event, audience.as_seen_by(hook.owner, data)), digest=False,
+                               first_attempt=now, now=now)
 
-    async def recipients(self, rule: Rule, data: dict[str, Any]) -> list[Person]:
-        people: dict[str, Person] = {}
+    async def recipients(self, rule: Rule, data: dict[str, Any]) -> list[tuple[Person, bool]]:
+        """The people the rule names, each with whether the event itself names them (`field:`)."""
+        people: dict[str, tuple[Person, bool]] = {}
         for spec in rule.recipients:
             how, _, what = spec.partition(":")
             found: list[Person] = []
@@ -105,15 +112,22 @@ class Notifier:
                     found += await self._directory.managers(user_id)
             elif how == "role":
                 found += await self._directory.role_holders(what)
-            people.update({p.id: p for p in found if p.id not in people})
+            for person in found:
+                named = how == "field" or (person.id in people and people[person.id][1])
+                people[person.id] = (person, named)
         return list(people.values())
 
     async def _apply_rule(self, uow: UnitOfWork, repo: Repository, rule: Rule, event: Event, data: dict[str, Any],
                           now: dt.datetime) -> None:
-        for person in await self.recipients(rule, data):
+        for person, named in await self.recipients(rule, data):
+            if person.access is None or not audience.may_read(person.access, event.subject, data, named=named):
+                log.info("recipient may not read the record; not told",
+                         extra={"event_id": event.id, "rule_id": str(rule.id), "recipient": person.id})
+                continue
             prefs = await repo.preferences(person.id)
             channels = prefs.channels_for(rule.kind)
-            text = render(rule.kind, event.subject, data, person.locale, self._base_url)
+            text = render(rule.kind, event.subject, audience.as_seen_by(person.access, data), person.locale,
+                          self._base_url)
             if Channel.INBOX in channels and not await repo.in_inbox(event.id, person.id):
                 item = InboxItem(id=new_id(), recipient_id=person.id, sequence=await repo.next_sequence(person.id),
                                  kind=rule.kind, title=text.title, body=text.body, link=text.link, event_id=event.id,
@@ -132,8 +146,11 @@ class Notifier:
                              "locale": text.locale, "name": person.display_name},
                     digest=prefs.daily_digest, first_attempt=first_attempt(now, prefs, digest=prefs.daily_digest),
                     now=now)
+        if rule.owner is None or not audience.may_read(rule.owner, event.subject, data):
+            return  # robots speak for who saved the rule: not what that person may not read
         for i, robot in enumerate(rule.robots):
-            text = render(rule.kind, event.subject, data, robot.locale, self._base_url)
+            text = render(rule.kind, event.subject, audience.as_seen_by(rule.owner, data), robot.locale,
+                          self._base_url)
             await repo.enqueue(delivery_id=new_id(), event_id=event.id, channel=robot.kind,
                                recipient=f"rule:{rule.id}#{i}", kind=rule.kind, target=robot.url,
                                payload={"title": text.title, "body": text.body, "link": text.link,

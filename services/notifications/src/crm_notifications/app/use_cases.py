@@ -7,15 +7,16 @@ import datetime as dt
 import uuid
 
 from crm.notifications.v1 import events_pb2 as ev
+from crm_notifications.adapters.directory import Directory
 from crm_notifications.adapters.repository import Delivery, InboxItem, Repository, Webhook
-from crm_notifications.domain import model
+from crm_notifications.domain import audience, model
 from crm_notifications.domain.model import Channel, Preferences, Robot, Rule
 from crm_notifications.domain.signing import new_webhook_secret
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
-from crmkit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, StaleVersion
+from crmkit.errors import Conflict, FieldViolation, InvalidArgument, NotFound, PermissionDenied, StaleVersion
 from crmkit.ids import new_id
-from crmkit.pagination import decode_cursor, encode_cursor, page_size
+from crmkit.pagination import aware_datetime, bigint, decode_cursor, encode_cursor, page_size, uuid_key
 
 MANAGE = "notifications.manage"
 WEBHOOKS = "webhooks.manage"
@@ -47,8 +48,8 @@ async def list_inbox(uow: UnitOfWork, principal: Principal, *, limit: int, page_
         more = len(items) > size
         # Oldest first; the caller continues after the last sequence it got.
         return items[:size], (str(items[size - 1].sequence) if more else "")
-    cursor = decode_cursor(page_token, INBOX_SORT)
-    before = int(cursor.values[0]) if cursor else None
+    cursor = decode_cursor(page_token, INBOX_SORT, (bigint,))
+    before = cursor.values[0] if cursor else None
     items = await repo.inbox(principal.subject, limit=size + 1, before_sequence=before, unread_only=unread_only)
     token = encode_cursor(INBOX_SORT, [items[size - 1].sequence]) if len(items) > size else ""
     return items[:size], token
@@ -118,14 +119,50 @@ def _robots(raw: list[tuple[str, str, str, str]]) -> list[Robot]:
     return robots
 
 
-async def create_rule(uow: UnitOfWork, principal: Principal, *, name: str, event_subject: str, kind: str,
-                      recipients: list[str], robots: list[tuple[str, str, str, str]], enabled: bool) -> Rule:
+async def _check_audience(directory: Directory | None, principal: Principal, event_subject: str,
+                          recipients: list[str], robots: list[Robot]) -> None:
+    """A rule may only route an event to whom could read its record: every `role:` recipient's
+    role and, for robots, who saves the rule, must hold the event's read permission. (Without a
+    directory, as in tests of the API alone, roles are not looked up; delivery filters anyway.)"""
+    needed = audience.read_permission(event_subject)
+    problems = []
+    for i, spec in enumerate(recipients):
+        how, _, role = spec.partition(":")
+        if how != "role" or directory is None:
+            continue  # people named by the event or their managers: filtered one by one when it comes
+        access = await directory.role_access(role)
+        if access is None:
+            problems.append(FieldViolation(f"rule.recipients[{i}]", f"there is no role {role!r}"))
+        elif not access.may(needed):
+            problems.append(FieldViolation(
+                f"rule.recipients[{i}]", f"the role {role} cannot read what {event_subject} is about "
+                                         f"(it needs {needed}), so its holders may not be told"))
+    if robots and not principal.may(needed):
+        problems.append(FieldViolation(
+            "rule.robots", f"a robot carries what its rule's owner may read; you lack {needed}"))
+    if problems:
+        raise InvalidArgument("the rule would tell people what they may not read", reason="AUDIENCE_NOT_ALLOWED",
+                              violations=problems)
+
+
+def _owner(principal: Principal) -> Principal:
+    """What of the saver's access robots and webhooks speak for (no token id, no rate limit)."""
+    return Principal(subject=principal.subject, kind=principal.kind, roles=principal.roles,
+                     team_ids=principal.team_ids, department_path=principal.department_path,
+                     data_scope=principal.data_scope, permissions=principal.permissions,
+                     sees_sensitive=principal.sees_sensitive)
+
+
+async def create_rule(uow: UnitOfWork, principal: Principal, *, directory: Directory | None, name: str,
+                      event_subject: str, kind: str, recipients: list[str], robots: list[tuple[str, str, str, str]],
+                      enabled: bool) -> Rule:
     _require(principal, MANAGE)
     parsed = _robots(robots)
     model.check_rule(name, event_subject, kind, recipients, parsed)
+    await _check_audience(directory, principal, event_subject, recipients, parsed)
     rule = Rule(id=new_id(), name=name.strip(), event_subject=event_subject, kind=kind,
                 recipients=tuple(dict.fromkeys(recipients)), robots=tuple(parsed), enabled=enabled, version=1,
-                updated_at=_now(), updated_by=principal.subject)
+                updated_at=_now(), updated_by=principal.subject, owner=_owner(principal))
     await Repository(uow.session).save_rule(rule, new=True)
     uow.emit(ev.RuleChanged(rule_id=str(rule.id), change="created", name=rule.name, event_subject=event_subject,
                             version=1), subject_id=str(rule.id))
@@ -133,9 +170,9 @@ async def create_rule(uow: UnitOfWork, principal: Principal, *, name: str, event
     return rule
 
 
-async def update_rule(uow: UnitOfWork, principal: Principal, rule_id: uuid.UUID, *, name: str, event_subject: str,
-                      kind: str, recipients: list[str], robots: list[tuple[str, str, str, str]], enabled: bool,
-                      expected_version: int) -> Rule:
+async def update_rule(uow: UnitOfWork, principal: Principal, rule_id: uuid.UUID, *, directory: Directory | None,
+                      name: str, event_subject: str, kind: str, recipients: list[str],
+                      robots: list[tuple[str, str, str, str]], enabled: bool, expected_version: int) -> Rule:
     _require(principal, MANAGE)
     repo = Repository(uow.session)
     current = await repo.rule(rule_id, for_update=True)
@@ -148,9 +185,11 @@ async def update_rule(uow: UnitOfWork, principal: Principal, rule_id: uuid.UUID,
     kept = {b.url: b.secret for b in current.robots}
     parsed = [Robot(b.kind, b.url, b.secret or kept.get(b.url, ""), b.locale) for b in parsed]
     model.check_rule(name, event_subject, kind, recipients, parsed)
+    await _check_audience(directory, principal, event_subject, recipients, parsed)
     rule = Rule(id=rule_id, name=name.strip(), event_subject=event_subject, kind=kind,
                 recipients=tuple(dict.fromkeys(recipients)), robots=tuple(parsed), enabled=enabled,
-                version=current.version + 1, updated_at=_now(), updated_by=principal.subject)
+                version=current.version + 1, updated_at=_now(), updated_by=principal.subject,
+                owner=_owner(principal))
     await repo.save_rule(rule, new=False)
     uow.emit(ev.RuleChanged(rule_id=str(rule.id), change="updated", name=rule.name, event_subject=event_subject,
                             version=rule.version), subject_id=str(rule.id))
@@ -185,8 +224,19 @@ async def create_webhook(uow: UnitOfWork, principal: Principal, *, url: str, eve
     model.check_webhook(url, types)
     if len(description) > 500:
         raise InvalidArgument.of("webhook.description", "must be at most 500 characters")
+    # A webhook carries what its creator may read: event types beyond that are refused.
+    unreadable = []
+    for i, event_type in enumerate(types):
+        missing = sorted(p for p in audience.producer_permissions(event_type) if not principal.may(p))
+        if missing:
+            unreadable.append(FieldViolation(f"webhook.event_types[{i}]",
+                                             f"you may not read these events (needs {', '.join(missing)})"))
+    if unreadable:
+        raise InvalidArgument("the webhook would carry what you may not read", reason="AUDIENCE_NOT_ALLOWED",
+                              violations=unreadable)
     hook = Webhook(id=new_id(), url=url, event_types=tuple(types), description=description, enabled=True,
-                   created_at=_now(), created_by=principal.subject, secret=new_webhook_secret())
+                   created_at=_now(), created_by=principal.subject, secret=new_webhook_secret(),
+                   owner=_owner(principal))
     await Repository(uow.session).add_webhook(hook)
     uow.emit(ev.WebhookChanged(webhook_id=str(hook.id), change="created", url=url, event_types=types),
              subject_id=str(hook.id))
@@ -228,8 +278,8 @@ async def list_deliveries(uow: UnitOfWork, principal: Principal, *, limit: int, 
     if status and status not in {s.value for s in model.DeliveryStatus}:
         raise InvalidArgument.of("status", "must be pending, delivered or parked")
     size = page_size(limit)
-    cursor = decode_cursor(page_token, DELIVERY_SORT)
-    after = (dt.datetime.fromisoformat(cursor.values[0]), uuid.UUID(cursor.values[1])) if cursor else None
+    cursor = decode_cursor(page_token, DELIVERY_SORT, (aware_datetime, uuid_key))
+    after = (cursor.values[0], cursor.values[1]) if cursor else None
     items = await Repository(uow.session).list_deliveries(limit=size + 1, after=after, channels=channels,
                                                           status=status, recipient=recipient, event_id=event_id)
     token = ""

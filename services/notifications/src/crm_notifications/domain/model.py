@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from crmkit.auth import Principal
 from crmkit.errors import FieldViolation, InvalidArgument
 
 
@@ -37,12 +38,13 @@ class DeliveryStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Person:
-    """A recipient as identity knows them."""
+    """A recipient as identity knows them, with what they may read (None: unknown, so nothing)."""
 
     id: str
     display_name: str
     email: str
     locale: str
+    access: Principal | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class Rule:
     version: int = 1
     updated_at: dt.datetime | None = None
     updated_by: str = ""
+    # What who saved the rule may read: all its robots may carry (None: unknown, so nothing).
+    owner: Principal | None = None
 
 
 @dataclass(frozen=True)

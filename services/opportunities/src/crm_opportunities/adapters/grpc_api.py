@@ -37,11 +37,27 @@ def _optional_id(value: str, field: str) -> Any:
     return parse_id(value, field) if value else None
 
 
+# Defence in depth (R-SEC-03): what each RPC needs, checked by the shared interceptor; the
+# gateway checks the same, and the data scope is checked per record in the use cases.
+_READ, _WRITE = "opportunities.read", "opportunities.write"
+PERMISSIONS = {
+    "ListPipelines": _READ, "CreatePipeline": _WRITE, "ListLostReasons": _READ, "CreateLostReason": _WRITE,
+    "CreateOpportunity": _WRITE, "GetOpportunity": _READ, "ListOpportunities": _READ, "MoveStage": _WRITE,
+    "MarkWon": _WRITE, "MarkLost": _WRITE, "ListStageHistory": _READ, "CreateQuote": _WRITE, "GetQuote": _READ,
+    "ListQuotes": _READ, "SendQuote": _WRITE, "AcceptQuote": _WRITE, "RejectQuote": _WRITE, "GetFunnel": _READ,
+    "CreateRequirementRequest": _WRITE, "GetRequirementRequest": _READ, "ListRequirementRequests": _READ,
+    "StartRequirementReview": _WRITE, "DecideRequirementRequest": _WRITE,
+}
+
 class OpportunitiesServicer(RequirementRpcs, pb_grpc.OpportunitiesServiceServicer):
+    permissions = PERMISSIONS
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
                  reviewer_role: str = requirements.DEFAULT_REVIEWER_ROLE,
-                 reviewers: requirements.ReviewerLookup | None = None) -> None:
+                 reviewers: requirements.ReviewerLookup | None = None,
+                 customers: use_cases.CustomerLookup) -> None:
         self._sessions = sessions
+        self._customers = customers
         self._reviewer_role = reviewer_role
         self._reviewers = reviewers
 
@@ -82,7 +98,7 @@ class OpportunitiesServicer(RequirementRpcs, pb_grpc.OpportunitiesServiceService
             expected_close_date=parse_date(o.expected_close_date, "expected_close_date"), owner_id=o.owner_id,
             team_id=o.team_id, lead_id=_optional_id(o.lead_id, "lead_id"))
         async with self._uow() as uow:
-            created = await use_cases.create_opportunity(uow, current_principal(), new)
+            created = await use_cases.create_opportunity(uow, current_principal(), new, customers=self._customers)
         return pb.CreateOpportunityResponse(opportunity=opportunity_to_pb(created))
 
     async def GetOpportunity(self, request: pb.GetOpportunityRequest, context: grpc.aio.ServicerContext) -> Any:

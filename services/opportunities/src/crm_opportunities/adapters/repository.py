@@ -13,7 +13,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_opportunities.adapters.tables import lost_reasons, opportunities, pipelines, quotes, stage_history, stages
+from crm_opportunities.adapters.tables import (
+    lost_reasons,
+    opportunities,
+    pipelines,
+    quotes,
+    requirement_requests,
+    stage_history,
+    stages,
+)
 from crm_opportunities.domain.model import (
     Opportunity,
     OpportunityStatus,
@@ -45,7 +53,7 @@ def _opportunity(row: Row[Any]) -> Opportunity:
         expected_close_date=row.expected_close_date, owner_id=row.owner_id, team_id=row.team_id,
         department_path=row.department_path, status=OpportunityStatus(row.status), lost_reason=row.lost_reason or "",
         lost_note=row.lost_note, version=row.version, created_at=row.created_at, updated_at=row.updated_at,
-        closed_at=row.closed_at, created_by=row.created_by, lead_id=row.lead_id)
+        closed_at=row.closed_at, created_by=row.created_by, lead_id=row.lead_id, won_by=row.won_by)
 
 
 def _opportunity_values(o: Opportunity) -> dict[str, Any]:
@@ -54,7 +62,7 @@ def _opportunity_values(o: Opportunity) -> dict[str, Any]:
             "expected_close_date": o.expected_close_date, "status": o.status.value,
             "lost_reason": o.lost_reason or None, "lost_note": o.lost_note, "owner_id": o.owner_id,
             "team_id": o.team_id, "department_path": o.department_path, "version": o.version,
-            "closed_at": o.closed_at, "lead_id": o.lead_id}
+            "closed_at": o.closed_at, "lead_id": o.lead_id, "won_by": o.won_by}
 
 
 def _line_out(d: dict[str, str]) -> PricedLine:
@@ -146,6 +154,28 @@ class Repository:
     async def by_lead(self, lead_id: uuid.UUID) -> Opportunity | None:
         row = (await self.session.execute(select(opportunities).where(opportunities.c.lead_id == lead_id))).first()
         return _opportunity(row) if row else None
+
+    async def move_customer(self, customer_id: uuid.UUID, *, to_customer_id: uuid.UUID, owner_id: str,
+                            team_id: str, department_path: str) -> int:
+        """Every opportunity, quote and requirement request of a customer, open or closed, into
+        `to_customer_id` and its owner's scope; `won_by` stays. Rows already there are left
+        alone (a redelivered event changes nothing). Returns how many opportunities moved."""
+        moved = 0
+        for table in (opportunities, quotes, requirement_requests):
+            changes: dict[str, Any] = {"customer_id": to_customer_id, "owner_id": owner_id, "team_id": team_id,
+                                       "department_path": department_path}
+            if table is opportunities:
+                changes |= {"version": table.c.version + 1, "updated_at": func.now()}
+            result = await self.session.execute(
+                update(table).where(table.c.customer_id == customer_id,
+                                    tuple_(table.c.customer_id, table.c.owner_id, table.c.team_id,
+                                           table.c.department_path).is_distinct_from(
+                                        tuple_(literal(to_customer_id), literal(owner_id), literal(team_id),
+                                               literal(department_path))))
+                .values(**changes))
+            if table is opportunities:
+                moved = result.rowcount or 0  # type: ignore[attr-defined]
+        return moved
 
     async def save(self, o: Opportunity) -> Opportunity:
         row = (await self.session.execute(

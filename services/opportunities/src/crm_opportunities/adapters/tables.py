@@ -80,6 +80,8 @@ opportunities = Table(
     # The funnel (migration 0002): the position of the furthest non-lost stage it ever entered,
     # kept by every stage change, so "reached" needs no pass over the history.
     Column("furthest_position", Integer, nullable=False, server_default="0"),
+    # Who owned it when it was won (migration 0003): the credit, kept when the customer moves.
+    Column("won_by", Text, nullable=False, server_default=""),
     Index("opportunities_lead", "lead_id", unique=True, postgresql_where=text("lead_id IS NOT NULL")),
     Index("opportunities_created_id", "created_at", "id"),
     # The funnel: one pipeline, a period of creation.
@@ -133,6 +135,7 @@ quotes = Table(
     UniqueConstraint("opportunity_id", "quote_version", name="quotes_opportunity_version"),
     Index("quotes_created_id", "created_at", "id"),
     Index("quotes_owner", "owner_id"),
+    Index("quotes_customer", "customer_id"),
 )
 
 # Requirement requests (需求申請, R-OPP-02), migration 0002.
@@ -165,4 +168,5 @@ requirement_requests = Table(
     Index("requirement_requests_created_id", "created_at", "id"),
     Index("requirement_requests_opportunity", "opportunity_id"),
     Index("requirement_requests_status", "status"),
+    Index("requirement_requests_customer", "customer_id"),
 )

@@ -49,7 +49,7 @@ def opportunity_to_pb(o: Opportunity) -> pb.Opportunity:
         lost_reason=o.lost_reason, lost_note=o.lost_note, owner_id=o.owner_id, team_id=o.team_id,
         department_path=o.department_path, version=o.version, create_time=ts(o.created_at),
         update_time=ts(o.updated_at), close_time=ts(o.closed_at), created_by=o.created_by,
-        lead_id=str(o.lead_id) if o.lead_id else "")
+        lead_id=str(o.lead_id) if o.lead_id else "", won_by=o.won_by)
 
 
 def stage_change_to_pb(c: StageChange) -> pb.StageChange:

@@ -25,13 +25,14 @@ from crm_opportunities.adapters.requirements_repository import RequirementReposi
 from crm_opportunities.app.messages import ts
 from crm_opportunities.domain import requirements as rules
 from crm_opportunities.domain.model import OpportunityStatus
-from crm_opportunities.domain.money import parse_currency, parse_decimal
+from crm_opportunities.domain.money import parse_decimal
 from crm_opportunities.domain.requirements import Attachment, RequirementRequest, RequirementStatus
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
 from crmkit.errors import Conflict, NotFound, PermissionDenied
 from crmkit.ids import new_id
-from crmkit.pagination import decode_cursor, encode_cursor, page_size
+from crmkit.money import parse_currency
+from crmkit.pagination import decode_cursor, encode_cursor, page_size, time_text, uuid_text
 
 log = logging.getLogger(__name__)
 LIST_SORT = "-create_time"
@@ -131,7 +132,7 @@ async def get(uow: UnitOfWork, principal: Principal, request_id: uuid.UUID, revi
 async def list_requests(uow: UnitOfWork, principal: Principal, reviewer_role: str, *, page_token: str, limit: int,
                         opportunity_id: uuid.UUID | None, status: str) -> tuple[list[RequirementRequest], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     items = await RequirementRepository(uow.session).list(
         principal, reviewer=is_reviewer(principal, reviewer_role), after=cursor.values if cursor else None,
         limit=size + 1, opportunity_id=opportunity_id, status=status)

@@ -8,7 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -19,16 +19,25 @@ from crm_opportunities.app.messages import opportunity_to_pb, quote_to_pb
 from crm_opportunities.domain import funnel as funnel_maths
 from crm_opportunities.domain import model
 from crm_opportunities.domain.model import Opportunity, Pipeline, Quote, QuoteStatus, Stage, StageChange
-from crm_opportunities.domain.money import LineInput, parse_currency, parse_decimal, price_line, totals
+from crm_opportunities.domain.money import LineInput, parse_decimal, price_line, totals
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
 from crmkit.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
 from crmkit.ids import new_id
-from crmkit.pagination import decode_cursor, encode_cursor, page_size
+from crmkit.money import parse_currency
+from crmkit.pagination import decode_cursor, encode_cursor, page_size, time_text, uuid_text
+from crmkit.references import CustomerFacts
 from crmkit.scopes import may_assign
 
 LIST_SORT = "-create_time"
 REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+class CustomerLookup(Protocol):
+    """The customers service, asked as the caller (adapters: crmkit.references.CustomerDirectory):
+    a customer out of the caller's scope and one that does not exist both raise NotFound."""
+
+    async def customer(self, customer_id: str) -> CustomerFacts: ...
 
 
 def _now() -> dt.datetime:
@@ -118,7 +127,10 @@ class NewOpportunity:
     lead_id: uuid.UUID | None = None
 
 
-async def create_opportunity(uow: UnitOfWork, principal: Principal, new: NewOpportunity) -> Opportunity:
+async def create_opportunity(uow: UnitOfWork, principal: Principal, new: NewOpportunity, *,
+                             customers: CustomerLookup) -> Opportunity:
+    """R-SEC-02: the customer must exist and be in the caller's scope, as the customers service
+    says now (404 alike for both, so nothing leaks)."""
     name = new.name.strip()
     if not name:
         raise InvalidArgument.of("name", "is required")
@@ -135,6 +147,7 @@ async def create_opportunity(uow: UnitOfWork, principal: Principal, new: NewOppo
                                     reason="LEAD_HAS_OPPORTUNITY")
             return existing
     pipeline = await _pipeline(repo, new.pipeline_id)
+    await customers.customer(str(new.customer_id))
     stage = pipeline.first_open
     owner = new.owner_id or principal.subject
     team = new.team_id or (principal.team_ids[0] if principal.team_ids else "")
@@ -170,7 +183,7 @@ async def get_opportunity(uow: UnitOfWork, principal: Principal, opportunity_id:
 async def list_opportunities(uow: UnitOfWork, principal: Principal, *, page_token: str, limit: int,
                              **filters: Any) -> tuple[list[Opportunity], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     items = await Repository(uow.session).list(principal, after=cursor.values if cursor else None,
                                                limit=size + 1, filters=filters)
     token = ""
@@ -280,7 +293,7 @@ async def get_quote(uow: UnitOfWork, principal: Principal, quote_id: uuid.UUID) 
 async def list_quotes(uow: UnitOfWork, principal: Principal, *, opportunity_id: uuid.UUID | None, page_token: str,
                       limit: int) -> tuple[list[Quote], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     items = await Repository(uow.session).list_quotes(principal, opportunity_id=opportunity_id,
                                                       after=cursor.values if cursor else None, limit=size + 1)
     token = ""

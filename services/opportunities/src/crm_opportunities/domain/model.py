@@ -113,6 +113,8 @@ class Opportunity:
     closed_at: dt.datetime | None = None
     created_by: str = ""
     lead_id: uuid.UUID | None = None
+    # Who owned it when it was won: the credit, kept when the customer moves to another owner.
+    won_by: str = ""
 
 
 def check_version(opportunity: Opportunity, expected_version: int) -> None:
@@ -154,7 +156,8 @@ def win(opportunity: Opportunity, pipeline: Pipeline, now: dt.datetime, amount: 
     _require_open(opportunity)
     stage = pipeline.won
     return replace(opportunity, stage_id=stage.id, probability=100, status=OpportunityStatus.WON, closed_at=now,
-                   amount=opportunity.amount if amount is None else amount, version=opportunity.version + 1)
+                   amount=opportunity.amount if amount is None else amount, version=opportunity.version + 1,
+                   won_by=opportunity.owner_id)
 
 
 def lose(opportunity: Opportunity, pipeline: Pipeline, now: dt.datetime, reason: str, note: str,

@@ -6,14 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from crmkit.errors import InvalidArgument
-from crmkit.money import HUNDRED, cents, parse_decimal
-
-
-def parse_currency(code: str, field: str = "currency") -> str:
-    code = (code or "").strip().upper()
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
-        raise InvalidArgument.of(field, "must be an ISO 4217 code such as CNY")
-    return code
+from crmkit.money import HUNDRED, bounded_total, cents, line_total, parse_decimal
 
 
 @dataclass(frozen=True)
@@ -55,6 +48,8 @@ def price_line(line: LineInput) -> PricedLine:
 
 
 def totals(lines: list[PricedLine]) -> Totals:
+    """The quote's totals; the gross (what the customer is asked to pay) stays below the maximum amount."""
+    bounded_total((li.gross_amount for li in lines), "lines")
     net = sum((li.net_amount for li in lines), Decimal("0.00"))
     tax = sum((li.tax_amount for li in lines), Decimal("0.00"))
     return Totals(cents(net), cents(tax), cents(net + tax))
@@ -71,8 +66,9 @@ def parse_line(index: int, product: str, specification: str, quantity: str, unit
     qty = parse_decimal(quantity, f"{prefix}.quantity")
     if qty <= 0:
         raise InvalidArgument.of(f"{prefix}.quantity", "must be greater than 0")
+    price = parse_decimal(unit_price, f"{prefix}.unit_price")
+    line_total(qty, price, f"{prefix}.unit_price")
     return LineInput(
-        product=product, specification=(specification or "").strip()[:2000], quantity=qty,
-        unit_price=parse_decimal(unit_price, f"{prefix}.unit_price"),
+        product=product, specification=(specification or "").strip()[:2000], quantity=qty, unit_price=price,
         discount_percent=parse_decimal(discount, f"{prefix}.discount_percent", default="0", maximum=HUNDRED),
         tax_rate_percent=parse_decimal(tax_rate, f"{prefix}.tax_rate_percent", default="0", maximum=HUNDRED))

@@ -17,6 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from crmkit.errors import Conflict, FieldViolation, InvalidArgument, StaleVersion
+from crmkit.money import line_total
 
 MAX_ATTACHMENTS = 20
 MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024
@@ -80,6 +81,11 @@ def validate(title: str, specification: str, quantity: Decimal, unit: str, targe
         problems.append(FieldViolation("unit", "at most 20 characters"))
     if target_price is not None and target_price < 0:
         problems.append(FieldViolation("target_price", "must not be negative"))
+    elif target_price is not None and quantity > 0:
+        try:
+            line_total(quantity, target_price, "target_price")
+        except InvalidArgument as too_large:
+            problems.extend(too_large.violations)
     if requested_date is not None and requested_date < today:
         problems.append(FieldViolation("requested_date", "must not be in the past"))
     if len(attachments) > MAX_ATTACHMENTS:

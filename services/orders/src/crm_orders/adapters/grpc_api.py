@@ -19,6 +19,7 @@ from crm_orders.app.messages import (
     payment_to_pb,
     status_from_pb,
 )
+from crm_orders.app.references import References
 from crm_orders.domain.model import DeliveryLine, RequestedLine, parse_quantity
 from crmkit.auth import current_principal
 from crmkit.db import UnitOfWork
@@ -35,9 +36,18 @@ def _order(view: use_cases.OrderView) -> pb.SalesOrder:
     return order_to_pb(view.order, view.delivered)  # type: ignore[arg-type]
 
 
+READ, WRITE = "orders.read", "orders.write"
+
+
 class OrdersServicer(pb_grpc.OrdersServiceServicer):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    # R-SEC-03, defence in depth: the service refuses a caller without the permission itself.
+    permissions = {"CreateOrder": WRITE, "GetOrder": READ, "ListOrders": READ, "CancelOrder": WRITE,
+                   "ConfirmOrder": WRITE, "StartProduction": WRITE, "CloseOrder": WRITE, "CreateDelivery": WRITE,
+                   "GetDelivery": READ, "ListDeliveries": READ, "GetOrderOverview": READ}
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], references: References) -> None:
         self._sessions = sessions
+        self._references = references
 
     def _uow(self) -> UnitOfWork:
         return UnitOfWork(self._sessions, SOURCE, actor=current_principal().subject)
@@ -53,7 +63,7 @@ class OrdersServicer(pb_grpc.OrdersServiceServicer):
             requested_delivery_date=parse_date(request.requested_delivery_date, "requested_delivery_date"),
             customer_reference=request.customer_reference, note=request.note)
         async with self._uow() as uow:
-            created = await use_cases.create_order(uow, current_principal(), new)
+            created = await use_cases.create_order(uow, current_principal(), new, self._references)
         return pb.CreateOrderResponse(order=_order(created))
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -121,7 +131,8 @@ class OrdersServicer(pb_grpc.OrdersServiceServicer):
                                context: grpc.aio.ServicerContext) -> Any:
         async with self._uow() as uow:
             overview = await use_cases.order_overview(uow, current_principal(),
-                                                      parse_id(request.customer_id, "customer_id"), request.limit)
+                                                      parse_id(request.customer_id, "customer_id"),
+                                                      self._references, limit=request.limit)
         return pb.GetOrderOverviewResponse(
             customer_id=str(overview.customer_id), truncated=overview.truncated,
             entries=[pb.OrderOverviewEntry(order=_order(e.view), deliveries=[delivery_to_pb(d) for d in e.deliveries],

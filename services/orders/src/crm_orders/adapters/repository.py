@@ -142,14 +142,20 @@ class Repository:
                              quantity=li.quantity, unit=li.unit, unit_price=li.unit_price, amount=li.amount,
                              active=li.active) for li in lines))
 
-    async def put_contract(self, c: Contract) -> None:
-        """Inserts or replaces the copy with its lines."""
+    async def put_contract(self, c: Contract, *, replace_existing: bool = True) -> None:
+        """Inserts or replaces the copy with its lines; with `replace_existing` off, a copy
+        already held (its event arrived meanwhile) stays as it is."""
         values = {"number": c.number, "customer_id": c.customer_id, "customer_name": c.customer_name,
                   "owner_id": c.owner_id, "team_ids": list(c.team_ids), "department_path": c.department_path,
                   "amount": c.amount, "currency": c.currency, "start_date": c.start_date, "end_date": c.end_date,
                   "state": c.state.value, "version": c.version, "updated_at": func.now()}
-        await self.session.execute(pg_insert(contracts).values(id=c.id, **values)
-                                   .on_conflict_do_update(index_elements=[contracts.c.id], set_=values))
+        insert_copy = pg_insert(contracts).values(id=c.id, **values)
+        if not replace_existing:
+            inserted = await self.session.execute(insert_copy.on_conflict_do_nothing().returning(contracts.c.id))
+            if inserted.first() is None:
+                return
+        else:
+            await self.session.execute(insert_copy.on_conflict_do_update(index_elements=[contracts.c.id], set_=values))
         await self.session.execute(delete(contract_lines).where(contract_lines.c.contract_id == c.id))
         if c.lines:
             await self.session.execute(insert(contract_lines), [
@@ -163,6 +169,28 @@ class Repository:
             update(contracts).where(contracts.c.id == contract_id)
             .values(state=ContractState.TERMINATED.value, terminated_reason=reason, updated_at=func.now()))
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def follow_customer(self, customer_id: uuid.UUID, *, owner_id: str, team_ids: tuple[str, ...],
+                              department_path: str) -> int:
+        """Every contract copy and order of the customer, open or closed, moves into the scope of
+        the customer's owner (the policy in docs/architecture.md); returns the orders moved."""
+        values = {"owner_id": owner_id, "team_ids": list(team_ids), "department_path": department_path,
+                  "updated_at": func.now()}
+        await self.session.execute(update(contracts).where(contracts.c.customer_id == customer_id).values(**values))
+        moved = await self.session.execute(update(orders).where(orders.c.customer_id == customer_id).values(**values))
+        return int(moved.rowcount)  # type: ignore[attr-defined]
+
+    async def repoint_customer(self, merged_id: uuid.UUID, surviving_id: uuid.UUID, surviving_name: str) -> None:
+        """The merged customer's records are the survivor's now (its orders take its name)."""
+        await self.session.execute(update(contracts).where(contracts.c.customer_id == merged_id)
+                                   .values(customer_id=surviving_id, customer_name=surviving_name,
+                                           updated_at=func.now()))
+        await self.session.execute(update(orders).where(orders.c.customer_id == merged_id)
+                                   .values(customer_id=surviving_id, customer_name=surviving_name,
+                                           updated_at=func.now()))
+        for table in (invoices, payments):
+            await self.session.execute(update(table).where(table.c.customer_id == merged_id)
+                                       .values(customer_id=surviving_id))
 
     async def ordered_so_far(self, contract_id: uuid.UUID) -> Ordered:
         """Quantity and net amount ordered per contract line, and the net total, across the

@@ -3,6 +3,7 @@
 - CRM_CONTRACTS: keeps the local, read-only copy of signed contracts orders are placed against.
 - CRM_SAP: SAP's sales order confirms the order; its status and outbound deliveries move it on.
 - CRM_BILLING: keeps the invoices and payments the order overview shows.
+- CRM_CUSTOMERS: contract copies and orders follow their customer's owner, and a merge.
 
 One subscription per stream, so the events of one producer are applied in the order it published
 them (an amendment never overtakes the signature it amends). Handlers are idempotent: crmkit's
@@ -14,20 +15,21 @@ dropped: retrying it would never succeed.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from crm.billing.v1 import events_pb2 as billing_ev
 from crm.contracts.v1 import events_pb2 as contracts_ev
+from crm.customers.v1 import customers_pb2
+from crm.customers.v1 import events_pb2 as customers_ev
 from crm.orders.v1 import events_pb2 as ev
 from crm.sap.v1 import events_pb2 as sap_ev
 from crm_orders.adapters.repository import Repository
-from crm_orders.app.messages import delivery_event, snapshot
+from crm_orders.app.messages import contract_lines, decimal_or, delivery_event, iso_date, snapshot
 from crm_orders.app.use_cases import apply_delivery_status, emit_status_change
 from crm_orders.domain import model
-from crm_orders.domain.model import Contract, ContractLine, ContractState, Delivery, DeliveryLine, Order
+from crm_orders.domain.model import Contract, ContractState, Delivery, DeliveryLine, Order
 from crmkit.auth.principal import SYSTEM
 from crmkit.db import UnitOfWork
 from crmkit.events.envelope import Event, subject_of
@@ -39,6 +41,7 @@ CONTRACT_SUBJECTS = [subject_of(m) for m in (contracts_ev.ContractSigned, contra
                                              contracts_ev.ContractTerminated)]
 SAP_SUBJECTS = [subject_of(m) for m in (sap_ev.SalesOrderCreated, sap_ev.SalesOrderStatusChanged,
                                         sap_ev.OutboundDeliveryChanged)]
+CUSTOMER_SUBJECTS = [subject_of(m) for m in (customers_ev.CustomerReassigned, customers_ev.CustomersMerged)]
 BILLING_SUBJECTS = [subject_of(m) for m in (billing_ev.InvoiceIssued, billing_ev.PaymentReceived)]
 
 
@@ -47,28 +50,6 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         return None
-
-
-def _decimal(value: str, default: str = "0") -> Decimal:
-    try:
-        out = Decimal(value or default)
-    except InvalidOperation:
-        return Decimal(default)
-    return out if out.is_finite() else Decimal(default)
-
-
-def _date(value: str) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def _lines(lines: list[contracts_ev.ContractLine]) -> tuple[ContractLine, ...]:
-    return tuple(ContractLine(
-        id=li.line_id, product=li.product, specification=li.specification, quantity=_decimal(li.quantity),
-        unit=li.unit, unit_price=_decimal(li.unit_price.amount), amount=_decimal(li.amount.amount))
-        for li in lines if li.line_id)
 
 
 # Contracts ----------------------------------------------------------------------------------------
@@ -97,9 +78,9 @@ async def _signed(uow: UnitOfWork, signed: contracts_ev.ContractSigned, event: E
     await repo.put_contract(Contract(
         id=contract_id, number=signed.contract_number, customer_id=customer_id, customer_name=signed.customer_name,
         owner_id=signed.owner_id, team_ids=tuple(signed.team_ids), department_path=signed.department_path or "/",
-        amount=_decimal(signed.amount.amount), currency=signed.amount.currency or "CNY",
-        start_date=_date(signed.start_date), end_date=_date(signed.end_date), state=ContractState.SIGNED, version=1,
-        lines=_lines(list(signed.lines))))
+        amount=decimal_or(signed.amount.amount), currency=signed.amount.currency or "CNY",
+        start_date=iso_date(signed.start_date), end_date=iso_date(signed.end_date), state=ContractState.SIGNED,
+        version=1, lines=contract_lines(signed.lines)))
     log.info("contract copied", extra=extra)
 
 
@@ -111,8 +92,8 @@ async def _amended(uow: UnitOfWork, amended: contracts_ev.ContractAmended, event
     if current is None:
         log.warning("amendment of a contract never signed here; ignored", extra=extra)
         return
-    changed = model.amend(current, amended.version, _decimal(amended.amount.amount), amended.amount.currency,
-                          _lines(list(amended.lines)))
+    changed = model.amend(current, amended.version, decimal_or(amended.amount.amount), amended.amount.currency,
+                          contract_lines(amended.lines))
     if changed is None:
         log.info("amendment not newer than the copy; ignored", extra=extra)
         return
@@ -211,7 +192,7 @@ def _sap_lines(order: Order, changed: sap_ev.OutboundDeliveryChanged, event: Eve
                                "sales_order_item": item.sales_order_item})
             continue
         before, _ = out.get(line.id, (Decimal(0), ""))
-        out[line.id] = (before + _decimal(item.quantity), item.sales_order_item or line.sap_item)
+        out[line.id] = (before + decimal_or(item.quantity), item.sales_order_item or line.sap_item)
     return tuple(DeliveryLine(order_line_id=k, quantity=q, sap_item=i) for k, (q, i) in out.items() if q > 0)
 
 
@@ -240,13 +221,47 @@ async def _outbound_delivery(uow: UnitOfWork, changed: sap_ev.OutboundDeliveryCh
     incoming = Delivery(
         id=existing.id if existing else new_id(), order_id=order.id, source=model.DeliverySource.SAP, status=status,
         lines=_sap_lines(order, changed, event), sap_delivery=changed.delivery_document,
-        shipped_on=_date(changed.goods_movement_date) if status is model.DeliveryStatus.SHIPPED else None,
+        shipped_on=iso_date(changed.goods_movement_date) if status is model.DeliveryStatus.SHIPPED else None,
         carrier=changed.carrier, tracking_number=changed.tracking_number, created_by="sap")
     if existing is not None and _same(existing, incoming):
         return
     saved = await repo.put_delivery(incoming, replace_existing=existing is not None)
     uow.emit(delivery_event(saved), subject_id=str(saved.id))
     await apply_delivery_status(uow, repo, order)
+
+
+# Customers ----------------------------------------------------------------------------------------
+
+
+async def on_customer_event(uow: UnitOfWork, event: Event) -> None:
+    """Ownership follows the customer (docs/architecture.md): after a reassignment every contract
+    copy and order of the customer, open or closed, is in the new owner's scope; after a merge the
+    merged customer's are the survivor's and follow its owner. Credit for closed work stays with
+    whoever earned it: the events of that moment (order.submitted, contract.signed) carry it."""
+    match event.type:
+        case customers_ev.CustomerReassigned.DESCRIPTOR.full_name:
+            reassigned = event.message(customers_ev.CustomerReassigned)
+            await _follow(uow, reassigned.customer, event)
+        case customers_ev.CustomersMerged.DESCRIPTOR.full_name:
+            merged = event.message(customers_ev.CustomersMerged)
+            merged_id, surviving_id = _uuid(merged.merged_id), _uuid(merged.surviving_id)
+            if merged_id is None or surviving_id is None:
+                log.warning("merge with a malformed id; ignored", extra={"event_id": event.id})
+                return
+            await Repository(uow.session).repoint_customer(merged_id, surviving_id, merged.surviving.name)
+            await _follow(uow, merged.surviving, event)
+
+
+async def _follow(uow: UnitOfWork, customer: customers_pb2.Customer, event: Event) -> None:
+    customer_id = _uuid(customer.id)
+    if customer_id is None or not customer.owner_id:
+        log.warning("customer without id or owner; ignored", extra={"event_id": event.id})
+        return
+    moved = await Repository(uow.session).follow_customer(
+        customer_id, owner_id=customer.owner_id, team_ids=(customer.team_id,) if customer.team_id else (),
+        department_path=customer.department_path or "/")
+    log.info("orders follow their customer", extra={"event_id": event.id, "customer_id": customer.id,
+                                                    "owner_id": customer.owner_id, "orders": moved})
 
 
 # Billing --------------------------------------------------------------------------------------------
@@ -265,8 +280,9 @@ async def on_billing_event(uow: UnitOfWork, event: Event) -> None:
                 "id": invoice_id, "number": inv.invoice_number, "kind": inv.kind or "invoice",
                 "customer_id": _uuid(inv.customer_id), "contract_id": _uuid(inv.contract_id),
                 "order_id": _uuid(inv.order_id), "currency": inv.total.currency or "CNY",
-                "net_amount": _decimal(inv.net_amount.amount), "tax_amount": _decimal(inv.tax_amount.amount),
-                "total": _decimal(inv.total.amount), "issued_on": _date(inv.issued_on), "due_on": _date(inv.due_on),
+                "net_amount": decimal_or(inv.net_amount.amount), "tax_amount": decimal_or(inv.tax_amount.amount),
+                "total": decimal_or(inv.total.amount), "issued_on": iso_date(inv.issued_on),
+                "due_on": iso_date(inv.due_on),
                 "sap_billing_document": inv.sap_billing_document})
         case billing_ev.PaymentReceived.DESCRIPTOR.full_name:
             pay = event.message(billing_ev.PaymentReceived)
@@ -276,7 +292,7 @@ async def on_billing_event(uow: UnitOfWork, event: Event) -> None:
                 return
             await repo.put_payment({
                 "id": payment_id, "customer_id": _uuid(pay.customer_id), "currency": pay.amount.currency or "CNY",
-                "amount": _decimal(pay.amount.amount), "allocated": _decimal(pay.allocated.amount),
-                "unallocated": _decimal(pay.unallocated.amount), "received_on": _date(pay.received_on),
+                "amount": decimal_or(pay.amount.amount), "allocated": decimal_or(pay.allocated.amount),
+                "unallocated": decimal_or(pay.unallocated.amount), "received_on": iso_date(pay.received_on),
                 "reference": pay.reference,
                 "contract_ids": [c for c in (_uuid(x) for x in pay.contract_ids) if c is not None]})

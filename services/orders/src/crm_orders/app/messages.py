@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.common.v1 import money_pb2
+from crm.contracts.v1 import events_pb2 as contracts_ev
 from crm.orders.v1 import events_pb2 as ev
 from crm.orders.v1 import orders_pb2 as pb
 from crm_orders.adapters.repository import InvoiceRow, PaymentRow
-from crm_orders.domain.model import Delivery, Order, OrderStatus
+from crm_orders.domain.model import ContractLine, Delivery, Order, OrderStatus
 from crmkit.errors import InvalidArgument
+
+
+def decimal_or(value: str, default: str = "0") -> Decimal:
+    """A decimal string from another service's message; `default` when empty or not a number."""
+    try:
+        out = Decimal(value or default)
+    except InvalidOperation:
+        return Decimal(default)
+    return out if out.is_finite() else Decimal(default)
+
+
+def iso_date(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def contract_lines(lines: Iterable[contracts_ev.ContractLine]) -> tuple[ContractLine, ...]:
+    return tuple(ContractLine(
+        id=li.line_id, product=li.product, specification=li.specification, quantity=decimal_or(li.quantity),
+        unit=li.unit, unit_price=decimal_or(li.unit_price.amount), amount=decimal_or(li.amount.amount))
+        for li in lines if li.line_id)
 
 
 def ts(value: dt.datetime | None) -> Timestamp | None:

@@ -12,13 +12,15 @@ from decimal import Decimal
 from crm.orders.v1 import events_pb2 as ev
 from crm_orders.adapters.repository import InvoiceRow, PaymentRow, Repository
 from crm_orders.app.messages import delivery_event, snapshot
+from crm_orders.app.references import References
 from crm_orders.domain import model
 from crm_orders.domain.model import Delivery, DeliveryLine, DeliverySource, DeliveryStatus, Order, OrderStatus
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
 from crmkit.errors import InvalidArgument, NotFound
 from crmkit.ids import new_id
-from crmkit.pagination import decode_cursor, encode_cursor, page_size
+from crmkit.money import bounded_total
+from crmkit.pagination import decode_cursor, encode_cursor, page_size, time_text, uuid_text
 
 LIST_SORT = "-create_time"
 OVERVIEW_DEFAULT = 50
@@ -73,7 +75,7 @@ class NewOrder:
     note: str = ""
 
 
-async def create_order(uow: UnitOfWork, principal: Principal, new: NewOrder) -> OrderView:
+async def create_order(uow: UnitOfWork, principal: Principal, new: NewOrder, references: References) -> OrderView:
     """R-ORD-01: an order against a signed, live contract. The contract row is locked while the
     cap is checked and the order written, so concurrent orders of one contract are placed one at
     a time and can never together order more than the contract allows."""
@@ -90,11 +92,24 @@ async def create_order(uow: UnitOfWork, principal: Principal, new: NewOrder) -> 
     if len(note) > 2000:
         raise InvalidArgument.of("note", "must be at most 2000 characters")
     repo = Repository(uow.session)
+    copy = await repo.contract(new.contract_id)
+    if copy is None:
+        # Signed a moment ago, its event not here yet: the contracts service answers (as the
+        # caller, so its scope applies) and its answer becomes the copy; the event then finds it held.
+        copy = await references.signed_contract(new.contract_id)
+        await repo.put_contract(copy, replace_existing=False)
+    absent = NotFound(f"contract {new.contract_id} not found (or not signed yet)", reason="CONTRACT_NOT_FOUND",
+                      metadata={"contract_id": str(new.contract_id)})
     # Only a contract in the caller's scope: its copy carries the owner, teams and department.
+    # Checked before anything else is asked, and again under the lock the cap is checked with.
+    if await repo.contract(new.contract_id, principal=principal) is None:
+        raise absent
+    # The name is the customers service's, as it is now (a rename reaches later orders); a
+    # customer the caller may not see is not theirs to order for.
+    customer = await references.customer(copy.customer_id)
     contract = await repo.contract(new.contract_id, principal=principal, for_update=True)
     if contract is None:
-        raise NotFound(f"contract {new.contract_id} not found (or not signed yet)",
-                       reason="CONTRACT_NOT_FOUND", metadata={"contract_id": str(new.contract_id)})
+        raise absent
     model.check_orderable(contract, today)
     ordered = await repo.ordered_so_far(contract.id)
     lines = model.price_lines(contract, new.lines, ordered)
@@ -102,9 +117,9 @@ async def create_order(uow: UnitOfWork, principal: Principal, new: NewOrder) -> 
     sequence = await repo.next_order_sequence()
     order = await repo.add_order(Order(
         id=new_id(), number=model.order_number(today.year, sequence), contract_id=contract.id,
-        contract_number=contract.number, customer_id=contract.customer_id, customer_name=contract.customer_name,
+        contract_number=contract.number, customer_id=contract.customer_id, customer_name=customer.name,
         owner_id=contract.owner_id, team_ids=contract.team_ids, department_path=contract.department_path,
-        status=OrderStatus.SUBMITTED, currency=contract.currency, amount=sum((li.amount for li in lines), Decimal(0)),
+        status=OrderStatus.SUBMITTED, currency=contract.currency, amount=bounded_total(li.amount for li in lines),
         lines=lines, requested_delivery_date=new.requested_delivery_date, customer_reference=reference, note=note,
         created_by=principal.subject))
     uow.emit(ev.OrderSubmitted(order=snapshot(order)), subject_id=str(order.id))
@@ -121,7 +136,7 @@ async def list_orders(uow: UnitOfWork, principal: Principal, *, page_token: str,
                       customer_id: uuid.UUID | None = None, contract_id: uuid.UUID | None = None,
                       status: str = "") -> tuple[list[OrderView], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     repo = Repository(uow.session)
     items = await repo.list_orders(principal, after=cursor.values if cursor else None, limit=size + 1,
                                    customer_id=customer_id, contract_id=contract_id, status=status)
@@ -234,7 +249,7 @@ async def get_delivery(uow: UnitOfWork, principal: Principal, delivery_id: uuid.
 async def list_deliveries(uow: UnitOfWork, principal: Principal, *, order_id: uuid.UUID | None, page_token: str,
                           limit: int) -> tuple[list[Delivery], str]:
     size = page_size(limit)
-    cursor = decode_cursor(page_token, LIST_SORT)
+    cursor = decode_cursor(page_token, LIST_SORT, (time_text, uuid_text))
     repo = Repository(uow.session)
     if order_id is not None:
         await _order(repo, principal, order_id)
@@ -267,12 +282,15 @@ class Overview:
     truncated: bool
 
 
-async def order_overview(uow: UnitOfWork, principal: Principal, customer_id: uuid.UUID, limit: int = 0) -> Overview:
+async def order_overview(uow: UnitOfWork, principal: Principal, customer_id: uuid.UUID, references: References,
+                         *, limit: int = 0) -> Overview:
     """One screen for "where is this customer's order": the customer's orders in the caller's
     scope, newest first, each with its deliveries and invoices, and the payments received on
-    their contracts."""
+    their contracts. A customer that does not exist or that the caller may not see is `NotFound`
+    (asked of the customers service, as the caller), not an empty overview."""
     if limit < 0 or limit > OVERVIEW_MAX:
         raise InvalidArgument.of("limit", f"must be between 1 and {OVERVIEW_MAX}")
+    await references.customer(customer_id)
     size = limit or OVERVIEW_DEFAULT
     repo = Repository(uow.session)
     found = await repo.list_orders(principal, after=None, limit=size + 1, customer_id=customer_id)

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from crmkit.errors import Conflict, InvalidArgument, StaleVersion
 from crmkit.ids import new_id
-from crmkit.money import cents
+from crmkit.money import cents, line_total
 
 MAX_QUANTITY = Decimal("1e12")
 MAX_LINES = 500
@@ -261,12 +261,13 @@ def price_lines(contract: Contract, requested: list[RequestedLine], ordered: Ord
                            reason="CONTRACT_LINE_REMOVED", metadata={"contract_line_id": cline.id})
         before_qty = taken_qty.get(cline.id, Decimal(0))
         before_amount = taken_amount.get(cline.id, Decimal(0))
+        # A quantity far beyond the contract's is refused below; priced first, it must not overflow.
         if not cline.has_net:
-            amount = cents(req.quantity * cline.unit_price)
+            amount = cents(line_total(req.quantity, cline.unit_price, f"lines[{i}].quantity"))
         elif before_qty + req.quantity == cline.quantity:
             amount = max(cline.amount - before_amount, Decimal(0))
         else:
-            amount = cents(req.quantity * cline.amount / cline.quantity)
+            amount = cents(line_total(req.quantity, cline.amount / cline.quantity, f"lines[{i}].quantity"))
         taken_qty[cline.id] = before_qty + req.quantity
         taken_amount[cline.id] = before_amount + amount
         out.append(OrderLine(

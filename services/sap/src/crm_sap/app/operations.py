@@ -22,7 +22,7 @@ from crm_sap.domain.model import ChangeState, CustomerCopy, Difference, Kind, Op
 from crmkit.auth import Principal
 from crmkit.db import UnitOfWork
 from crmkit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
-from crmkit.pagination import decode_cursor, encode_cursor, page_size
+from crmkit.pagination import aware_datetime, decode_cursor, encode_cursor, page_size, text_key, uuid_key
 
 READ = "integrations.read"
 MANAGE = "integrations.manage"
@@ -98,8 +98,8 @@ async def list_records(uow: UnitOfWork, principal: Principal, *, limit: int = 0,
         q = q.where(sync_records.c.sap_number == sap_number)
     if error_contains:
         q = q.where(sync_records.c.last_error.ilike(f"%{error_contains}%"))
-    if (c := decode_cursor(cursor, "updated")) is not None:
-        at, k, i = dt.datetime.fromisoformat(c.values[0]), c.values[1], uuid.UUID(c.values[2])
+    if (c := decode_cursor(cursor, "updated", (aware_datetime, text_key, uuid_key))) is not None:
+        at, k, i = c.values
         q = q.where(or_(sync_records.c.updated_at < at, and_(
             sync_records.c.updated_at == at,
             or_(sync_records.c.kind > k, and_(sync_records.c.kind == k, sync_records.c.crm_id > i)))))

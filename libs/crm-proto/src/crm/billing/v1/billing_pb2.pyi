@@ -474,6 +474,7 @@ class ListInvoicesRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     OVERDUE_ONLY_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     page_token: _builtins.str
     customer_id: _builtins.str
@@ -481,6 +482,8 @@ class ListInvoicesRequest(_message.Message):
     status: _builtins.str
     kind: _builtins.str
     overdue_only: _builtins.bool
+    order_id: _builtins.str
+    """Invoices of this sales order (how a client finds what an order was billed with)."""
     def __init__(
         self,
         *,
@@ -491,10 +494,11 @@ class ListInvoicesRequest(_message.Message):
         status: _builtins.str = ...,
         kind: _builtins.str = ...,
         overdue_only: _builtins.bool = ...,
+        order_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "customer_id", b"customer_id", "kind", b"kind", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "customer_id", b"customer_id", "kind", b"kind", "order_id", b"order_id", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -94,6 +94,7 @@ class Contract(_message.Message):
     APPROVAL_ATTEMPT_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     SUCCESSOR_ID_FIELD_NUMBER: _builtins.int
+    SIGNED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     contract_number: _builtins.str
     version: _builtins.int
@@ -123,6 +124,10 @@ class Contract(_message.Message):
     revision: _builtins.int
     """For optimistic concurrency (ETag); bumps on every change."""
     successor_id: _builtins.str
+    signed_by: _builtins.str
+    """Output only: who owned the contract when it was signed; set once, kept when the customer
+    moves to another owner (targets and leaderboards credit it).
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.ContractLine]: ...
     @_builtins.property
@@ -174,10 +179,11 @@ class Contract(_message.Message):
         approval_attempt: _builtins.int = ...,
         revision: _builtins.int = ...,
         successor_id: _builtins.str = ...,
+        signed_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "net_total", b"net_total", "tax_total", b"tax_total", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "approval_attempt", b"approval_attempt", "approval_rule_id", b"approval_rule_id", "contract_number", b"contract_number", "create_time", b"create_time", "created_by", b"created_by", "currency", b"currency", "customer_id", b"customer_id", "customer_name", b"customer_name", "customer_type", b"customer_type", "department_path", b"department_path", "end_date", b"end_date", "id", b"id", "instalments", b"instalments", "lines", b"lines", "net_total", b"net_total", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "predecessor_id", b"predecessor_id", "quote_id", b"quote_id", "renewal_date", b"renewal_date", "revision", b"revision", "sign_date", b"sign_date", "start_date", b"start_date", "status", b"status", "successor_id", b"successor_id", "tax_total", b"tax_total", "team_id", b"team_id", "termination_reason", b"termination_reason", "title", b"title", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "approval_attempt", b"approval_attempt", "approval_rule_id", b"approval_rule_id", "contract_number", b"contract_number", "create_time", b"create_time", "created_by", b"created_by", "currency", b"currency", "customer_id", b"customer_id", "customer_name", b"customer_name", "customer_type", b"customer_type", "department_path", b"department_path", "end_date", b"end_date", "id", b"id", "instalments", b"instalments", "lines", b"lines", "net_total", b"net_total", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "predecessor_id", b"predecessor_id", "quote_id", b"quote_id", "renewal_date", b"renewal_date", "revision", b"revision", "sign_date", b"sign_date", "signed_by", b"signed_by", "start_date", b"start_date", "status", b"status", "successor_id", b"successor_id", "tax_total", b"tax_total", "team_id", b"team_id", "termination_reason", b"termination_reason", "title", b"title", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -413,11 +419,16 @@ class ListContractsRequest(_message.Message):
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
+    QUOTE_ID_FIELD_NUMBER: _builtins.int
+    OPPORTUNITY_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     page_token: _builtins.str
     customer_id: _builtins.str
     status: Global___ContractStatus.ValueType
     owner_id: _builtins.str
+    quote_id: _builtins.str
+    """The contract drafted from this accepted quote (issue 22: finding what you just made)."""
+    opportunity_id: _builtins.str
     def __init__(
         self,
         *,
@@ -426,10 +437,12 @@ class ListContractsRequest(_message.Message):
         customer_id: _builtins.str = ...,
         status: Global___ContractStatus.ValueType = ...,
         owner_id: _builtins.str = ...,
+        quote_id: _builtins.str = ...,
+        opportunity_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "owner_id", b"owner_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "page_size", b"page_size", "page_token", b"page_token", "quote_id", b"quote_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

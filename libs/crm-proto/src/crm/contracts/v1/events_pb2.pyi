@@ -43,6 +43,7 @@ class ContractSigned(_message.Message):
     CUSTOMER_NAME_FIELD_NUMBER: _builtins.int
     DEPARTMENT_PATH_FIELD_NUMBER: _builtins.int
     TEAM_IDS_FIELD_NUMBER: _builtins.int
+    SIGNED_BY_FIELD_NUMBER: _builtins.int
     contract_id: _builtins.str
     contract_number: _builtins.str
     """People-facing number, e.g. CON-2026-000123."""
@@ -56,6 +57,8 @@ class ContractSigned(_message.Message):
     customer_name: _builtins.str
     department_path: _builtins.str
     """The owner's department path, for data scopes in the services that keep a copy."""
+    signed_by: _builtins.str
+    """Who owned the contract when it was signed: the credit for it, whoever owns the customer later."""
     @_builtins.property
     def amount(self) -> _money_pb2.Money: ...
     @_builtins.property
@@ -90,10 +93,11 @@ class ContractSigned(_message.Message):
         customer_name: _builtins.str = ...,
         department_path: _builtins.str = ...,
         team_ids: _abc.Iterable[_builtins.str] | None = ...,
+        signed_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "sign_time", b"sign_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "customer_name", b"customer_name", "department_path", b"department_path", "end_date", b"end_date", "instalments", b"instalments", "lines", b"lines", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "quote_id", b"quote_id", "sign_time", b"sign_time", "start_date", b"start_date", "team_ids", b"team_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contract_id", b"contract_id", "contract_number", b"contract_number", "customer_id", b"customer_id", "customer_name", b"customer_name", "department_path", b"department_path", "end_date", b"end_date", "instalments", b"instalments", "lines", b"lines", "opportunity_id", b"opportunity_id", "owner_id", b"owner_id", "quote_id", b"quote_id", "sign_time", b"sign_time", "signed_by", b"signed_by", "start_date", b"start_date", "team_ids", b"team_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from crm.common.v1 import options_pb2 as crm_dot_common_dot_v1_dot_options__pb2
 from crm.customers.v1 import customers_pb2 as crm_dot_customers_dot_v1_dot_customers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63rm/customers/v1/events.proto\x12\x10\x63rm.customers.v1\x1a\x1b\x63rm/common/v1/options.proto\x1a crm/customers/v1/customers.proto\"c\n\x0f\x43ustomerCreated\x12,\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.Customer:\"\x8a\xb5\x18\x1e\x63rm.customers.customer.created\"\xa4\x01\n\x0f\x43ustomerUpdated\x12*\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12)\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t:\"\x8a\xb5\x18\x1e\x63rm.customers.customer.updated\"c\n\x0f\x43ustomerDeleted\x12,\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.Customer:\"\x8a\xb5\x18\x1e\x63rm.customers.customer.deleted\"[\n\x0c\x43ontactAdded\x12*\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x19.crm.customers.v1.Contact:\x1f\x8a\xb5\x18\x1b\x63rm.customers.contact.added\"\xa0\x01\n\x0e\x43ontactUpdated\x12)\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x19.crm.customers.v1.Contact\x12(\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x19.crm.customers.v1.Contact\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t:!\x8a\xb5\x18\x1d\x63rm.customers.contact.updated\"_\n\x0e\x43ontactRemoved\x12*\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x19.crm.customers.v1.Contact:!\x8a\xb5\x18\x1d\x63rm.customers.contact.removed\"f\n\x10\x46ollowUpRecorded\x12-\n\tfollow_up\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.FollowUp:#\x8a\xb5\x18\x1f\x63rm.customers.followup.recorded\"S\n\x0bLeadCreated\x12$\n\x04lead\x18\x01 \x01(\x0b\x32\x16.crm.customers.v1.Lead:\x1e\x8a\xb5\x18\x1a\x63rm.customers.lead.created\"p\n\x0cLeadAssigned\x12$\n\x04lead\x18\x01 \x01(\x0b\x32\x16.crm.customers.v1.Lead\x12\x19\n\x11previous_owner_id\x18\x02 \x01(\t:\x1f\x8a\xb5\x18\x1b\x63rm.customers.lead.assigned\"\x97\x01\n\x11LeadStatusChanged\x12$\n\x04lead\x18\x01 \x01(\x0b\x32\x16.crm.customers.v1.Lead\x12\x35\n\x0fprevious_status\x18\x02 \x01(\x0e\x32\x1c.crm.customers.v1.LeadStatus:%\x8a\xb5\x18!crm.customers.lead.status_changed\"q\n\rLeadConverted\x12$\n\x04lead\x18\x01 \x01(\x0b\x32\x16.crm.customers.v1.Lead\x12\x18\n\x10\x63ustomer_created\x18\x02 \x01(\x08: \x8a\xb5\x18\x1c\x63rm.customers.lead.converted\"r\n\x15\x41ssignmentRuleChanged\x12.\n\x04rule\x18\x01 \x01(\x0b\x32 .crm.customers.v1.AssignmentRule:)\x8a\xb5\x18%crm.customers.assignment_rule.changed\"\xb0\x01\n\x12\x43ustomerReassigned\x12,\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12\x19\n\x11previous_owner_id\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x18\n\x10previous_team_id\x18\x04 \x01(\t:%\x8a\xb5\x18!crm.customers.customer.reassigned\"\x87\x02\n\x0f\x43ustomersMerged\x12\x14\n\x0csurviving_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\x12-\n\tsurviving\x18\x03 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12*\n\x06merged\x18\x04 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12\x19\n\x11moved_contact_ids\x18\x05 \x03(\t\x12\x1b\n\x13moved_follow_up_ids\x18\x06 \x03(\t\x12\x15\n\rfilled_fields\x18\x07 \x03(\t:!\x8a\xb5\x18\x1d\x63rm.customers.customer.merged\"b\n\x12\x44uplicateDismissed\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08other_id\x18\x02 \x01(\t:%\x8a\xb5\x18!crm.customers.duplicate.dismissedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63rm/customers/v1/events.proto\x12\x10\x63rm.customers.v1\x1a\x1b\x63rm/common/v1/options.proto\x1a crm/customers/v1/customers.proto\"c\n\x0f\x43ustomerCreated\x12,\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.Customer:\"\x8a\xb5\x18\x1e\x63rm.customers.customer.created\"\xa4\x01\n\x0f\x43ustomerUpdated\x12*\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12)\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t:\"\x8a\xb5\x18\x1e\x63rm.customers.customer.updated\"c\n\x0f\x43ustomerDeleted\x12,\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.Customer:\"\x8a\xb5\x18\x1e\x63rm.customers.customer.deleted\"h\n\rCustomerScope\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x0f\n\x07team_id\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65partment_path\x18\x03 \x01(\t\x12\x1b\n\x13has_signed_contract\x18\x04 \x01(\x08\"\x94\x01\n\x0c\x43ontactAdded\x12*\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x19.crm.customers.v1.Contact\x12\x37\n\x0e\x63ustomer_scope\x18\x02 \x01(\x0b\x32\x1f.crm.customers.v1.CustomerScope:\x1f\x8a\xb5\x18\x1b\x63rm.customers.contact.added\"\xd9\x01\n\x0e\x43ontactUpdated\x12)\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x19.crm.customers.v1.Contact\x12(\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x19.crm.customers.v1.Contact\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t\x12\x37\n\x0e\x63ustomer_scope\x18\x04 \x01(\x0b\x32\x1f.crm.customers.v1.CustomerScope:!\x8a\xb5\x18\x1d\x63rm.customers.contact.updated\"\x98\x01\n\x0e\x43ontactRemoved\x12*\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x19.crm.customers.v1.Contact\x12\x37\n\x0e\x63ustomer_scope\x18\x02 \x01(\x0b\x32\x1f.crm.customers.v1.CustomerScope:!\x8a\xb5\x18\x1d\x63rm.customers.contact.removed\"\x9f\x01\n\x10\x46ollowUpRecorded\x12-\n\tfollow_up\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.FollowUp\x12\x37\n\x0e\x63ustomer_scope\x18\x02 \x01(\x0b\x32\x1f.crm.customers.v1.CustomerScope:#\x8a\xb5\x18\x1f\x63rm.customers.followup.recorded\"S\n\x0bLeadCreated\x12$\n\x04lead\x18\x01 \x01(\x0b\x32\x16.crm.customers.v1.Lead:\x1e\x8a\xb5\x18\x1a\x63rm.customers.lead.created\"p\n\x0cLeadAssigned\x12$\n\x04lead\x18\x01 \x01(\x0b\x32\x16.crm.customers.v1.Lead\x12\x19\n\x11previous_owner_id\x18\x02 \x01(\t:\x1f\x8a\xb5\x18\x1b\x63rm.customers.lead.assigned\"\x97\x01\n\x11LeadStatusChanged\x12$\n\x04lead\x18\x01 \x01(\x0b\x32\x16.crm.customers.v1.Lead\x12\x35\n\x0fprevious_status\x18\x02 \x01(\x0e\x32\x1c.crm.customers.v1.LeadStatus:%\x8a\xb5\x18!crm.customers.lead.status_changed\"q\n\rLeadConverted\x12$\n\x04lead\x18\x01 \x01(\x0b\x32\x16.crm.customers.v1.Lead\x12\x18\n\x10\x63ustomer_created\x18\x02 \x01(\x08: \x8a\xb5\x18\x1c\x63rm.customers.lead.converted\"r\n\x15\x41ssignmentRuleChanged\x12.\n\x04rule\x18\x01 \x01(\x0b\x32 .crm.customers.v1.AssignmentRule:)\x8a\xb5\x18%crm.customers.assignment_rule.changed\"\xb0\x01\n\x12\x43ustomerReassigned\x12,\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12\x19\n\x11previous_owner_id\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x18\n\x10previous_team_id\x18\x04 \x01(\t:%\x8a\xb5\x18!crm.customers.customer.reassigned\"\x87\x02\n\x0f\x43ustomersMerged\x12\x14\n\x0csurviving_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\x12-\n\tsurviving\x18\x03 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12*\n\x06merged\x18\x04 \x01(\x0b\x32\x1a.crm.customers.v1.Customer\x12\x19\n\x11moved_contact_ids\x18\x05 \x03(\t\x12\x1b\n\x13moved_follow_up_ids\x18\x06 \x03(\t\x12\x15\n\rfilled_fields\x18\x07 \x03(\t:!\x8a\xb5\x18\x1d\x63rm.customers.customer.merged\"b\n\x12\x44uplicateDismissed\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08other_id\x18\x02 \x01(\t:%\x8a\xb5\x18!crm.customers.duplicate.dismissedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -69,28 +69,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CUSTOMERUPDATED']._serialized_end=380
   _globals['_CUSTOMERDELETED']._serialized_start=382
   _globals['_CUSTOMERDELETED']._serialized_end=481
-  _globals['_CONTACTADDED']._serialized_start=483
-  _globals['_CONTACTADDED']._serialized_end=574
-  _globals['_CONTACTUPDATED']._serialized_start=577
-  _globals['_CONTACTUPDATED']._serialized_end=737
-  _globals['_CONTACTREMOVED']._serialized_start=739
-  _globals['_CONTACTREMOVED']._serialized_end=834
-  _globals['_FOLLOWUPRECORDED']._serialized_start=836
-  _globals['_FOLLOWUPRECORDED']._serialized_end=938
-  _globals['_LEADCREATED']._serialized_start=940
-  _globals['_LEADCREATED']._serialized_end=1023
-  _globals['_LEADASSIGNED']._serialized_start=1025
-  _globals['_LEADASSIGNED']._serialized_end=1137
-  _globals['_LEADSTATUSCHANGED']._serialized_start=1140
-  _globals['_LEADSTATUSCHANGED']._serialized_end=1291
-  _globals['_LEADCONVERTED']._serialized_start=1293
-  _globals['_LEADCONVERTED']._serialized_end=1406
-  _globals['_ASSIGNMENTRULECHANGED']._serialized_start=1408
-  _globals['_ASSIGNMENTRULECHANGED']._serialized_end=1522
-  _globals['_CUSTOMERREASSIGNED']._serialized_start=1525
-  _globals['_CUSTOMERREASSIGNED']._serialized_end=1701
-  _globals['_CUSTOMERSMERGED']._serialized_start=1704
-  _globals['_CUSTOMERSMERGED']._serialized_end=1967
-  _globals['_DUPLICATEDISMISSED']._serialized_start=1969
-  _globals['_DUPLICATEDISMISSED']._serialized_end=2067
+  _globals['_CUSTOMERSCOPE']._serialized_start=483
+  _globals['_CUSTOMERSCOPE']._serialized_end=587
+  _globals['_CONTACTADDED']._serialized_start=590
+  _globals['_CONTACTADDED']._serialized_end=738
+  _globals['_CONTACTUPDATED']._serialized_start=741
+  _globals['_CONTACTUPDATED']._serialized_end=958
+  _globals['_CONTACTREMOVED']._serialized_start=961
+  _globals['_CONTACTREMOVED']._serialized_end=1113
+  _globals['_FOLLOWUPRECORDED']._serialized_start=1116
+  _globals['_FOLLOWUPRECORDED']._serialized_end=1275
+  _globals['_LEADCREATED']._serialized_start=1277
+  _globals['_LEADCREATED']._serialized_end=1360
+  _globals['_LEADASSIGNED']._serialized_start=1362
+  _globals['_LEADASSIGNED']._serialized_end=1474
+  _globals['_LEADSTATUSCHANGED']._serialized_start=1477
+  _globals['_LEADSTATUSCHANGED']._serialized_end=1628
+  _globals['_LEADCONVERTED']._serialized_start=1630
+  _globals['_LEADCONVERTED']._serialized_end=1743
+  _globals['_ASSIGNMENTRULECHANGED']._serialized_start=1745
+  _globals['_ASSIGNMENTRULECHANGED']._serialized_end=1859
+  _globals['_CUSTOMERREASSIGNED']._serialized_start=1862
+  _globals['_CUSTOMERREASSIGNED']._serialized_end=2038
+  _globals['_CUSTOMERSMERGED']._serialized_start=2041
+  _globals['_CUSTOMERSMERGED']._serialized_end=2304
+  _globals['_DUPLICATEDISMISSED']._serialized_start=2306
+  _globals['_DUPLICATEDISMISSED']._serialized_end=2404
 # @@protoc_insertion_point(module_scope)

@@ -94,22 +94,59 @@ class CustomerDeleted(_message.Message):
 Global___CustomerDeleted: _TypeAlias = CustomerDeleted  # noqa: Y015
 
 @_typing.final
+class CustomerScope(_message.Message):
+    """Whose customer a contact or follow-up belongs to, as the customer stood when the event was
+    written: a consumer tells from it who may read the record (notifications reach only people
+    whose data scope holds the customer, as the API decides).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_PATH_FIELD_NUMBER: _builtins.int
+    HAS_SIGNED_CONTRACT_FIELD_NUMBER: _builtins.int
+    owner_id: _builtins.str
+    team_id: _builtins.str
+    department_path: _builtins.str
+    has_signed_contract: _builtins.bool
+    def __init__(
+        self,
+        *,
+        owner_id: _builtins.str = ...,
+        team_id: _builtins.str = ...,
+        department_path: _builtins.str = ...,
+        has_signed_contract: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_path", b"department_path", "has_signed_contract", b"has_signed_contract", "owner_id", b"owner_id", "team_id", b"team_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerScope: _TypeAlias = CustomerScope  # noqa: Y015
+
+@_typing.final
 class ContactAdded(_message.Message):
     """A contact was added to a customer."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTACT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_SCOPE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def contact(self) -> _customers_pb2.Contact: ...
+    @_builtins.property
+    def customer_scope(self) -> Global___CustomerScope: ...
     def __init__(
         self,
         *,
         contact: _customers_pb2.Contact | None = ...,
+        customer_scope: Global___CustomerScope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "customer_scope", b"customer_scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "customer_scope", b"customer_scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -124,22 +161,26 @@ class ContactUpdated(_message.Message):
     BEFORE_FIELD_NUMBER: _builtins.int
     AFTER_FIELD_NUMBER: _builtins.int
     CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    CUSTOMER_SCOPE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def before(self) -> _customers_pb2.Contact: ...
     @_builtins.property
     def after(self) -> _customers_pb2.Contact: ...
     @_builtins.property
     def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def customer_scope(self) -> Global___CustomerScope: ...
     def __init__(
         self,
         *,
         before: _customers_pb2.Contact | None = ...,
         after: _customers_pb2.Contact | None = ...,
         changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        customer_scope: Global___CustomerScope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "customer_scope", b"customer_scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "changed_fields", b"changed_fields"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "changed_fields", b"changed_fields", "customer_scope", b"customer_scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -152,16 +193,20 @@ class ContactRemoved(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTACT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_SCOPE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def contact(self) -> _customers_pb2.Contact: ...
+    @_builtins.property
+    def customer_scope(self) -> Global___CustomerScope: ...
     def __init__(
         self,
         *,
         contact: _customers_pb2.Contact | None = ...,
+        customer_scope: Global___CustomerScope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "customer_scope", b"customer_scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "customer_scope", b"customer_scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -174,16 +219,20 @@ class FollowUpRecorded(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FOLLOW_UP_FIELD_NUMBER: _builtins.int
+    CUSTOMER_SCOPE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def follow_up(self) -> _customers_pb2.FollowUp: ...
+    @_builtins.property
+    def customer_scope(self) -> Global___CustomerScope: ...
     def __init__(
         self,
         *,
         follow_up: _customers_pb2.FollowUp | None = ...,
+        customer_scope: Global___CustomerScope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["follow_up", b"follow_up"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer_scope", b"customer_scope", "follow_up", b"follow_up"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow_up", b"follow_up"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_scope", b"customer_scope", "follow_up", b"follow_up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -845,6 +845,59 @@ class GetUserResponse(_message.Message):
 Global___GetUserResponse: _TypeAlias = GetUserResponse  # noqa: Y015
 
 @_typing.final
+class GetMeRequest(_message.Message):
+    """GetMe input: the caller is the principal's subject."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMeRequest: _TypeAlias = GetMeRequest  # noqa: Y015
+
+@_typing.final
+class GetMeResponse(_message.Message):
+    """GetMe output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    TEAMS_FIELD_NUMBER: _builtins.int
+    MANAGER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___User: ...
+    @_builtins.property
+    def department(self) -> Global___Department: ...
+    @_builtins.property
+    def teams(self) -> _containers.RepeatedCompositeFieldContainer[Global___Team]: ...
+    @_builtins.property
+    def manager(self) -> Global___User:
+        """The direct manager; unset for someone without one."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___User | None = ...,
+        department: Global___Department | None = ...,
+        teams: _abc.Iterable[Global___Team] | None = ...,
+        manager: Global___User | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "manager", b"manager", "user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "manager", b"manager", "teams", b"teams", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMeResponse: _TypeAlias = GetMeResponse  # noqa: Y015
+
+@_typing.final
 class UpdateUserRequest(_message.Message):
     """UpdateUser input."""
 
@@ -906,11 +959,17 @@ class ListUsersRequest(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    LOGIN_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     department_id: _builtins.str
     team_id: _builtins.str
     role: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    login: _builtins.str
+    """Exactly this login."""
+    name: _builtins.str
+    """Part of the display name or login, case-insensitive."""
     def __init__(
         self,
         *,
@@ -919,10 +978,12 @@ class ListUsersRequest(_message.Message):
         role: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        login: _builtins.str = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_id", b"department_id", "page_size", b"page_size", "page_token", b"page_token", "role", b"role", "team_id", b"team_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_id", b"department_id", "login", b"login", "name", b"name", "page_size", b"page_size", "page_token", b"page_token", "role", b"role", "team_id", b"team_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -86,6 +86,11 @@ class IdentityServiceStub:
                 request_serializer=crm_dot_identity_dot_v1_dot_identity__pb2.GetUserRequest.SerializeToString,
                 response_deserializer=crm_dot_identity_dot_v1_dot_identity__pb2.GetUserResponse.FromString,
                 _registered_method=True)
+        self.GetMe = channel.unary_unary(
+                '/crm.identity.v1.IdentityService/GetMe',
+                request_serializer=crm_dot_identity_dot_v1_dot_identity__pb2.GetMeRequest.SerializeToString,
+                response_deserializer=crm_dot_identity_dot_v1_dot_identity__pb2.GetMeResponse.FromString,
+                _registered_method=True)
         self.UpdateUser = channel.unary_unary(
                 '/crm.identity.v1.IdentityService/UpdateUser',
                 request_serializer=crm_dot_identity_dot_v1_dot_identity__pb2.UpdateUserRequest.SerializeToString,
@@ -244,6 +249,13 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMe(self, request, context):
+        """The calling user with their department, teams and direct manager (no permission needed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpdateUser(self, request, context):
         """Changes a user's fields named in update_mask (roles, teams, manager, department, status…).
         """
@@ -252,7 +264,7 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListUsers(self, request, context):
-        """Lists users, filtered by department, team or role.
+        """Lists users, filtered by department, team, role, login or name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -408,6 +420,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetUser,
                     request_deserializer=crm_dot_identity_dot_v1_dot_identity__pb2.GetUserRequest.FromString,
                     response_serializer=crm_dot_identity_dot_v1_dot_identity__pb2.GetUserResponse.SerializeToString,
+            ),
+            'GetMe': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMe,
+                    request_deserializer=crm_dot_identity_dot_v1_dot_identity__pb2.GetMeRequest.FromString,
+                    response_serializer=crm_dot_identity_dot_v1_dot_identity__pb2.GetMeResponse.SerializeToString,
             ),
             'UpdateUser': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateUser,
@@ -762,6 +779,33 @@ class IdentityService:
             '/crm.identity.v1.IdentityService/GetUser',
             crm_dot_identity_dot_v1_dot_identity__pb2.GetUserRequest.SerializeToString,
             crm_dot_identity_dot_v1_dot_identity__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.identity.v1.IdentityService/GetMe',
+            crm_dot_identity_dot_v1_dot_identity__pb2.GetMeRequest.SerializeToString,
+            crm_dot_identity_dot_v1_dot_identity__pb2.GetMeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,10 +57,12 @@ class IdentityServiceStub:
     """Creates a user with an initial password."""
     GetUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetUserRequest, _identity_pb2.GetUserResponse]
     """Reads a user."""
+    GetMe: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetMeRequest, _identity_pb2.GetMeResponse]
+    """The calling user with their department, teams and direct manager (no permission needed)."""
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdateUserRequest, _identity_pb2.UpdateUserResponse]
     """Changes a user's fields named in update_mask (roles, teams, manager, department, status…)."""
     ListUsers: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListUsersRequest, _identity_pb2.ListUsersResponse]
-    """Lists users, filtered by department, team or role."""
+    """Lists users, filtered by department, team, role, login or name."""
     SetPassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetPasswordRequest, _identity_pb2.SetPasswordResponse]
     """Sets a new password (administrators, or the user with the current one) and unlocks."""
     ListRoles: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListRolesRequest, _identity_pb2.ListRolesResponse]
@@ -119,10 +121,12 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Creates a user with an initial password."""
     GetUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetUserRequest, _identity_pb2.GetUserResponse]  # type: ignore[assignment]
     """Reads a user."""
+    GetMe: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetMeRequest, _identity_pb2.GetMeResponse]  # type: ignore[assignment]
+    """The calling user with their department, teams and direct manager (no permission needed)."""
     UpdateUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdateUserRequest, _identity_pb2.UpdateUserResponse]  # type: ignore[assignment]
     """Changes a user's fields named in update_mask (roles, teams, manager, department, status…)."""
     ListUsers: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListUsersRequest, _identity_pb2.ListUsersResponse]  # type: ignore[assignment]
-    """Lists users, filtered by department, team or role."""
+    """Lists users, filtered by department, team, role, login or name."""
     SetPassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetPasswordRequest, _identity_pb2.SetPasswordResponse]  # type: ignore[assignment]
     """Sets a new password (administrators, or the user with the current one) and unlocks."""
     ListRoles: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListRolesRequest, _identity_pb2.ListRolesResponse]  # type: ignore[assignment]
@@ -240,6 +244,14 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Reads a user."""
 
     @_abc_1.abstractmethod
+    def GetMe(
+        self,
+        request: _identity_pb2.GetMeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetMeResponse, _abc.Awaitable[_identity_pb2.GetMeResponse]]:
+        """The calling user with their department, teams and direct manager (no permission needed)."""
+
+    @_abc_1.abstractmethod
     def UpdateUser(
         self,
         request: _identity_pb2.UpdateUserRequest,
@@ -253,7 +265,7 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.ListUsersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.ListUsersResponse, _abc.Awaitable[_identity_pb2.ListUsersResponse]]:
-        """Lists users, filtered by department, team or role."""
+        """Lists users, filtered by department, team, role, login or name."""
 
     @_abc_1.abstractmethod
     def SetPassword(

@@ -219,6 +219,7 @@ class Opportunity(_message.Message):
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
     LEAD_ID_FIELD_NUMBER: _builtins.int
+    WON_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     customer_id: _builtins.str
     name: _builtins.str
@@ -241,6 +242,10 @@ class Opportunity(_message.Message):
     lead_id: _builtins.str
     """The lead this opportunity was converted from; one opportunity per lead (a retried
     conversion gets the same one back).
+    """
+    won_by: _builtins.str
+    """Output only: who owned the opportunity when it was won; set once, kept when the customer
+    moves to another owner (targets and leaderboards credit it).
     """
     @_builtins.property
     def amount(self) -> _money_pb2.Money: ...
@@ -273,10 +278,11 @@ class Opportunity(_message.Message):
         close_time: _timestamp_pb2.Timestamp | None = ...,
         created_by: _builtins.str = ...,
         lead_id: _builtins.str = ...,
+        won_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "close_time", b"close_time", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "close_time", b"close_time", "create_time", b"create_time", "created_by", b"created_by", "customer_id", b"customer_id", "department_path", b"department_path", "expected_close_date", b"expected_close_date", "id", b"id", "lead_id", b"lead_id", "lost_note", b"lost_note", "lost_reason", b"lost_reason", "name", b"name", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id", "probability", b"probability", "stage_id", b"stage_id", "status", b"status", "team_id", b"team_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "close_time", b"close_time", "create_time", b"create_time", "created_by", b"created_by", "customer_id", b"customer_id", "department_path", b"department_path", "expected_close_date", b"expected_close_date", "id", b"id", "lead_id", b"lead_id", "lost_note", b"lost_note", "lost_reason", b"lost_reason", "name", b"name", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id", "probability", b"probability", "stage_id", b"stage_id", "status", b"status", "team_id", b"team_id", "update_time", b"update_time", "version", b"version", "won_by", b"won_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
