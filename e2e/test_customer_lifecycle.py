@@ -52,6 +52,7 @@ async def test_customer_with_contacts_and_follow_ups_end_to_end(suite: Suite, si
     nc = await nats.connect(suite.nats_url)
     log = EventLog()
     await nc.subscribe("crm.customers.>", cb=log.on_message)
+    await nc.flush()  # subscribed at the server before the requests below
     rep = sign_in("li.wei")  # a sales rep of the East team (demo org chart)
     async with httpx.AsyncClient(base_url=suite.gateway_url, headers=rep.headers, timeout=10) as api:
         key = str(uuid.uuid4())

@@ -65,6 +65,7 @@ async def test_cli_import_with_owners_then_duplicates_and_merge(suite, sign_in, 
             merged_events.append(events_pb2.CustomersMerged.FromString(msg.data))
 
         sub = await nc.subscribe("crm.customers.customer.merged", cb=on_merged)
+        await nc.flush()  # subscribed at the server before the requests below
         r = await api.post(f"/api/v1/customers/{first['id']}/merge", json={"merged_id": second["id"]})
         assert r.status_code == 200, r.text
         assert r.json()["moved_contacts"] == 1

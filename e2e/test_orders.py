@@ -66,6 +66,7 @@ async def test_order_against_a_signed_contract_end_to_end(suite: Suite, sign_in,
         submitted.append(orders_ev.OrderSubmitted.FromString(msg.data))
 
     await nc.subscribe(subject_of(orders_ev.OrderSubmitted), cb=on_submitted)
+    await nc.flush()  # subscribed at the server before the requests below
     async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=30) as api:
         created = await api.post("/api/v1/customers", headers=rep.headers,
                                  json={"name": f"Xiamen Valve Works {uuid.uuid4().hex[:6]}"})

@@ -239,7 +239,7 @@ class _Signed:
         self.claims = jwt.decode(person.token, options={"verify_signature": False})
 
 
-def test_the_walk_covers_every_kind_of_reference() -> None:
+async def test_the_walk_covers_every_kind_of_reference() -> None:
     kinds = {kind for _, _, refs in WALK for _, _, kind in refs}
     assert kinds == set(KIND_OF_FIELD.values()), kinds
     assert TALLY["tried"] >= len(WALK) and TALLY["refused"] == TALLY["tried"], dict(TALLY)

@@ -37,6 +37,7 @@ async def test_customer_and_order_reach_sap_and_documents_come_back(suite: Suite
         async def collect(msg: nats.aio.msg.Msg, key: str = key, cls: Any = cls) -> None:
             events[key].append(cls.FromString(msg.data))
         await nc.subscribe(subject_of(cls), cb=collect)
+    await nc.flush()  # subscribed at the server before the requests below
 
     async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=30) as api, \
             httpx.AsyncClient(base_url=sim + ODATA, auth=SAP_AUTH, timeout=10,

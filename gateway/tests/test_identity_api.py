@@ -281,6 +281,7 @@ async def test_denied_access_is_published(id_client, id_settings, token, eventua
         seen.append(events_pb2.AccessDenied.FromString(msg.data))
 
     sub = await nc.subscribe("crm.identity.access.denied", cb=on)
+    await nc.flush()  # the server knows of the subscription before the denials are published
     try:
         marketing = Principal(subject="mkt-denied", permissions=("customers.read",))
         bearer = token(marketing)
