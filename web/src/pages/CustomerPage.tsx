@@ -77,7 +77,7 @@ export default function CustomerPage() {
             <Descriptions.Item label={t("customers.taxId")}>{c.tax_id || "—"}</Descriptions.Item>
             <Descriptions.Item label={t("customers.industry")}>{c.industry || "—"}</Descriptions.Item>
             <Descriptions.Item label={t("customers.region")}>{c.region || "—"}</Descriptions.Item>
-            <Descriptions.Item label={t("customers.lifecycle")}>{c.lifecycle_stage ?? "—"}</Descriptions.Item>
+            <Descriptions.Item label={t("customers.lifecycle")}>{c.lifecycle_stage ? t(`lifecycle.${c.lifecycle_stage}`) : "—"}</Descriptions.Item>
             <Descriptions.Item label={t("customers.tag")}>
               {(c.tags ?? []).map((tag) => (
                 <Tag key={tag}>{tag}</Tag>
