@@ -281,7 +281,7 @@ async def test_contracts_follow_a_reassigned_or_merged_customer(suite, sessions)
     reassigned = customer_events.CustomerReassigned(customer=moved, previous_owner_id=EAST_REP.subject,
                                                     owner_id=WEST_REP.subject, previous_team_id="east")
     for event_id in ("r-1", "r-2"):  # a replay under a new id changes nothing more
-        await deliver(sessions, ownership.on_customer_reassigned, reassigned, event_id)
+        await deliver(sessions, ownership.on_customer_moved, reassigned, event_id)
     history = (await west.ListContracts(pb.ListContractsRequest(customer_id=customer.id))).contracts
     assert {c.id for c in history} == {signed.id, open_one.id}
     assert {c.owner_id for c in history} == {WEST_REP.subject}
@@ -300,7 +300,7 @@ async def test_contracts_follow_a_reassigned_or_merged_customer(suite, sessions)
                             team_id="east", department_path="/sales/east/")
     merged = customer_events.CustomersMerged(surviving_id=survivor.id, merged_id=customer.id, surviving=survivor,
                                              merged=moved)
-    await deliver(sessions, ownership.on_customers_merged, merged, "m-1")
+    await deliver(sessions, ownership.on_customer_moved, merged, "m-1")
     manager = suite.contracts_as(EAST_MANAGER)
     repointed = (await manager.ListContracts(pb.ListContractsRequest(customer_id=survivor.id))).contracts
     assert {c.id for c in repointed} == {signed.id, open_one.id}

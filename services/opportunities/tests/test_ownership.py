@@ -61,7 +61,7 @@ async def test_a_reassigned_customers_records_follow_it_and_the_win_stays_credit
         customer=cpb.Customer(id=str(customer), **{f.name: v for f, v in WEST_OWNER.ListFields()}),
         previous_owner_id=EAST_REP.subject, owner_id=WEST_REP.subject, previous_team_id="east")
     for delivery in ("ev-1", "ev-2"):  # the second is a replay under a new id: nothing more changes
-        await deliver(sessions, ownership.on_customer_reassigned, reassigned, delivery)
+        await deliver(sessions, ownership.on_customer_moved, reassigned, delivery)
 
     moved_won = await call(WEST_REP, uc.get_opportunity, won.id)
     assert (moved_won.owner_id, moved_won.team_id, moved_won.department_path) == (
@@ -83,7 +83,7 @@ async def test_a_merged_customers_records_are_repointed_to_the_survivor(call, se
         surviving_id=str(survivor), merged_id=str(merged),
         surviving=cpb.Customer(id=str(survivor), **{f.name: v for f, v in WEST_OWNER.ListFields()}),
         merged=cpb.Customer(id=str(merged), owner_id=EAST_REP.subject))
-    await deliver(sessions, ownership.on_customers_merged, message, "merge-1")
+    await deliver(sessions, ownership.on_customer_moved, message, "merge-1")
 
     moved = await call(WEST_REP, uc.get_opportunity, old.id)
     assert (moved.customer_id, moved.owner_id) == (survivor, WEST_REP.subject)

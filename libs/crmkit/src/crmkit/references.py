@@ -14,7 +14,9 @@ from typing import TypeVar
 import grpc
 
 from crm.customers.v1 import customers_pb2, customers_pb2_grpc
+from crm.customers.v1 import events_pb2 as customer_events
 from crmkit.errors import NotFound, Unavailable
+from crmkit.events.envelope import Event
 from crmkit.grpc.status import from_rpc_error
 
 Request = TypeVar("Request")
@@ -72,3 +74,31 @@ class CustomerDirectory:
         return CustomerFacts(id=c.id, name=c.name, customer_type=customer_type_of(c),
                              owner_id=c.owner_id, team_id=c.team_id, department_path=c.department_path or "/",
                              tier=c.tier)
+
+
+@dataclass(frozen=True)
+class CustomerMove:
+    """Where the records of `customer_id` now belong: to `into_customer_id` (itself, or the survivor
+    of a merge), in the scope of its owner (docs/architecture.md, "Ownership after reassignment and
+    merge")."""
+
+    customer_id: str
+    into_customer_id: str
+    owner_id: str
+    team_id: str
+    department_path: str
+
+
+def customer_moves(event: Event) -> list[CustomerMove]:
+    """What a `customer.reassigned` or `customer.merged` event means for another service's records:
+    a reassigned customer's records move into its new owner's scope; a merged customer's records
+    move to the survivor, and the survivor's own follow its owner (a merge may bring a new one)."""
+    if event.type == customer_events.CustomerReassigned.DESCRIPTOR.full_name:
+        c = event.message(customer_events.CustomerReassigned).customer
+        return [CustomerMove(c.id, c.id, c.owner_id, c.team_id, c.department_path or "/")]
+    if event.type == customer_events.CustomersMerged.DESCRIPTOR.full_name:
+        merged = event.message(customer_events.CustomersMerged)
+        s = merged.surviving
+        return [CustomerMove(customer_id, merged.surviving_id, s.owner_id, s.team_id, s.department_path or "/")
+                for customer_id in (merged.merged_id, merged.surviving_id)]
+    return []

@@ -79,8 +79,8 @@ def wire(runtime: service.Runtime) -> None:
             CustomerDirectory(runtime.internal_channel(settings.customers_target)))))
     # Contracts follow their customer (docs/architecture.md, "Ownership after reassignment and merge").
     for name, subject, handler in (
-            ("contracts-customer-reassigned", ownership.CUSTOMER_REASSIGNED_SUBJECT, ownership.on_customer_reassigned),
-            ("contracts-customer-merged", ownership.CUSTOMERS_MERGED_SUBJECT, ownership.on_customers_merged),
+            ("contracts-customer-reassigned", ownership.CUSTOMER_REASSIGNED_SUBJECT, ownership.on_customer_moved),
+            ("contracts-customer-merged", ownership.CUSTOMERS_MERGED_SUBJECT, ownership.on_customer_moved),
             ("contracts-customer-updated", ownership.CUSTOMER_UPDATED_SUBJECT, ownership.on_customer_updated)):
         runtime.subscriptions.append(Subscription(name=name, stream="CRM_CUSTOMERS", subjects=[subject],
                                                   handler=handler))

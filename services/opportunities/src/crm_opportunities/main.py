@@ -60,10 +60,10 @@ def wire(runtime: service.Runtime) -> None:
     # Ownership follows the customer (docs/architecture.md, "Ownership after reassignment and merge").
     runtime.subscriptions.append(Subscription(
         name="opportunities-customer-reassigned", stream="CRM_CUSTOMERS",
-        subjects=[ownership.CUSTOMER_REASSIGNED_SUBJECT], handler=ownership.on_customer_reassigned))
+        subjects=[ownership.CUSTOMER_REASSIGNED_SUBJECT], handler=ownership.on_customer_moved))
     runtime.subscriptions.append(Subscription(
         name="opportunities-customer-merged", stream="CRM_CUSTOMERS",
-        subjects=[ownership.CUSTOMERS_MERGED_SUBJECT], handler=ownership.on_customers_merged))
+        subjects=[ownership.CUSTOMERS_MERGED_SUBJECT], handler=ownership.on_customer_moved))
 
 
 def migrate(database_url: str) -> None:

@@ -21,7 +21,7 @@ from crm_contracts.adapters.repository import Repository
 from crm_contracts.domain.model import Status
 from crmkit.db import UnitOfWork
 from crmkit.events.envelope import Event
-from crmkit.references import customer_type_of
+from crmkit.references import customer_moves, customer_type_of
 
 CUSTOMER_REASSIGNED_SUBJECT = "crm.customers.customer.reassigned"
 CUSTOMERS_MERGED_SUBJECT = "crm.customers.customer.merged"
@@ -30,22 +30,17 @@ CUSTOMER_UPDATED_SUBJECT = "crm.customers.customer.updated"
 NOT_YET_SIGNED = (Status.DRAFT.value, Status.PENDING_APPROVAL.value, Status.RETURNED.value, Status.APPROVED.value)
 
 
-async def on_customer_reassigned(uow: UnitOfWork, event: Event) -> None:
-    customer = event.message(customer_events.CustomerReassigned).customer
-    customer_id = uuid.UUID(customer.id)
-    await Repository(uow.session).move_customer(
-        customer_id, to_customer_id=customer_id, owner_id=customer.owner_id, team_id=customer.team_id,
-        department_path=customer.department_path or "/")
-
-
-async def on_customers_merged(uow: UnitOfWork, event: Event) -> None:
-    merged = event.message(customer_events.CustomersMerged)
-    survivor, survivor_id = merged.surviving, uuid.UUID(merged.surviving_id)
+async def on_customer_moved(uow: UnitOfWork, event: Event) -> None:
+    """`customer.reassigned` and `customer.merged` alike (`crmkit.references.customer_moves`); after
+    a merge, contracts not yet signed also show the survivor as it is now."""
     repo = Repository(uow.session)
-    for customer_id in (uuid.UUID(merged.merged_id), survivor_id):
-        await repo.move_customer(customer_id, to_customer_id=survivor_id, owner_id=survivor.owner_id,
-                                 team_id=survivor.team_id, department_path=survivor.department_path or "/")
-    await repo.rename_customer(survivor_id, survivor.name, customer_type_of(survivor), NOT_YET_SIGNED)
+    for move in customer_moves(event):
+        await repo.move_customer(uuid.UUID(move.customer_id), to_customer_id=uuid.UUID(move.into_customer_id),
+                                 owner_id=move.owner_id, team_id=move.team_id, department_path=move.department_path)
+    if event.type == customer_events.CustomersMerged.DESCRIPTOR.full_name:
+        merged = event.message(customer_events.CustomersMerged)
+        await repo.rename_customer(uuid.UUID(merged.surviving_id), merged.surviving.name,
+                                   customer_type_of(merged.surviving), NOT_YET_SIGNED)
 
 
 async def on_customer_updated(uow: UnitOfWork, event: Event) -> None:

@@ -9,30 +9,19 @@ from __future__ import annotations
 
 import uuid
 
-from crm.customers.v1 import events_pb2 as customer_events
 from crm_opportunities.adapters.repository import Repository
 from crmkit.db import UnitOfWork
 from crmkit.events.envelope import Event
+from crmkit.references import customer_moves
 
 CUSTOMER_REASSIGNED_SUBJECT = "crm.customers.customer.reassigned"
 CUSTOMERS_MERGED_SUBJECT = "crm.customers.customer.merged"
 
 
-async def on_customer_reassigned(uow: UnitOfWork, event: Event) -> None:
-    customer = event.message(customer_events.CustomerReassigned).customer
-    customer_id = uuid.UUID(customer.id)
-    await Repository(uow.session).move_customer(
-        customer_id, to_customer_id=customer_id, owner_id=customer.owner_id, team_id=customer.team_id,
-        department_path=customer.department_path or "/")
+async def on_customer_moved(uow: UnitOfWork, event: Event) -> None:
+    """`customer.reassigned` and `customer.merged` alike (`crmkit.references.customer_moves`)."""
+    repo = Repository(uow.session)
+    for move in customer_moves(event):
+        await repo.move_customer(uuid.UUID(move.customer_id), to_customer_id=uuid.UUID(move.into_customer_id),
+                                 owner_id=move.owner_id, team_id=move.team_id, department_path=move.department_path)
 
-
-async def on_customers_merged(uow: UnitOfWork, event: Event) -> None:
-    merged = event.message(customer_events.CustomersMerged)
-    survivor = merged.surviving
-    await Repository(uow.session).move_customer(
-        uuid.UUID(merged.merged_id), to_customer_id=uuid.UUID(merged.surviving_id), owner_id=survivor.owner_id,
-        team_id=survivor.team_id, department_path=survivor.department_path or "/")
-    # The survivor's own records follow its owner too (a merge may come with a new owner).
-    await Repository(uow.session).move_customer(
-        uuid.UUID(merged.surviving_id), to_customer_id=uuid.UUID(merged.surviving_id), owner_id=survivor.owner_id,
-        team_id=survivor.team_id, department_path=survivor.department_path or "/")
